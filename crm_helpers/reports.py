@@ -1,0 +1,59 @@
+"""Run notebooks with papermill and export them to HTML for readers who do not code.
+
+The numbered notebooks in ``notebooks/`` are the workbook; papermill executes a copy of each
+(with optional parameter overrides) into an output folder, and nbconvert writes an HTML version
+without the code cells next to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+from nbconvert import HTMLExporter
+
+from crm_helpers import config
+
+NOTEBOOKS_DIR = config.PROJECT_DIR / "notebooks"
+
+
+def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The workbook's notebooks in reading order: files named ``NN_*.ipynb``."""
+    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def export_html(notebook: Path) -> Path:
+    """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden."""
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = Path(notebook).with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
+                 name: str | None = None) -> Path:
+    """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
+
+    Args:
+        notebook: the source notebook.
+        out_dir: where the executed copy and its HTML go (created if missing).
+        parameters: overrides injected after the cell tagged ``parameters``.
+        name: file name of the executed copy (default: the notebook's own).
+    Returns:
+        The path of the executed notebook.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / (name or Path(notebook).name)
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters or {},
+                        kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
+    export_html(target)
+    return target
+
+
+def run_notebooks(out_dir: Path, only: str | None = None) -> list[Path]:
+    """Execute every numbered notebook in order (or those whose name contains ``only``)."""
+    books = [nb for nb in numbered_notebooks() if only is None or only in nb.name]
+    return [run_notebook(nb, out_dir) for nb in books]
