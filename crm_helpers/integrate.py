@@ -407,3 +407,39 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     }
     con.disconnect()
     return summary
+
+
+# --------------------------------------------------------------------------------------------
+# What the notebook shows
+# --------------------------------------------------------------------------------------------
+
+STAR_SCHEMA = ("dim_customer", "dim_product", "dim_date", "dim_channel", "dim_campaign",
+               "fact_order_line", "fact_interaction", "fact_campaign_contact", "fact_campaign_response")
+
+
+def cluster_profile(con):
+    """How many customers have 1, 2, 3, ... source records."""
+    per_customer = con.table("identity_map").group_by("customer_id").aggregate(records_per_customer=_.count())
+    return (per_customer.group_by("records_per_customer").aggregate(customers=_.count())
+            .order_by("records_per_customer").to_pandas())
+
+
+def source_overlap(con):
+    """Customers by the combination of sources they were found in."""
+    return (con.table("dim_customer").group_by("sources").aggregate(customers=_.count())
+            .order_by(ibis.desc("customers")).to_pandas())
+
+
+def consent_summary(con):
+    """Customers who may be contacted by e-mail, by SMS, and who asked not to be contacted."""
+    c = con.table("dim_customer")
+    return c.aggregate(customers=c.count(), email_opt_in=c.email_opt_in.sum(),
+                       sms_opt_in=c.sms_opt_in.sum(), do_not_contact=c.do_not_contact.sum()).to_pandas()
+
+
+def star_schema_counts(con):
+    """Rows in each table of the star schema."""
+    import pandas as pd
+
+    return pd.DataFrame({"table": STAR_SCHEMA,
+                         "rows": [int(con.table(t).count().execute()) for t in STAR_SCHEMA]})

@@ -58,3 +58,14 @@ def email_only_clusters(records: pd.DataFrame) -> pd.DataFrame:
     """
     key = records.email.where(records.email.notna(), "record:" + records.source + ":" + records.source_record_id)
     return records.assign(customer_id=key)[["source", "source_record_id", "customer_id"]]
+
+
+def identity_report(con, truth_dir: Path | None = None) -> pd.DataFrame:
+    """Precision and recall of ``identity_map`` and of the e-mail-only baseline, side by side."""
+    identity = read_truth("identity", truth_dir)
+    predicted = con.table("identity_map").to_pandas()
+    records = con.table("customer_record").filter(~con.table("customer_record").is_junk).select(
+        "source", "source_record_id", "email").to_pandas()
+    rows = {"Splink (identity_map)": pairwise_quality(predicted, identity),
+            "e-mail only": pairwise_quality(email_only_clusters(records), identity)}
+    return pd.DataFrame(rows).T[["precision", "recall", "f1", "true_pairs", "predicted_pairs", "correct_pairs"]]

@@ -1,0 +1,68 @@
+"""Shared fixtures: the small sample world, collected and integrated once per test session.
+
+The numbered notebooks (run by nbval) read the same small world: when notebooks are among the
+collected items, ``CRM_DATA_DIR`` and ``CRM_WAREHOUSE`` are pointed at it before any kernel
+starts, so every notebook runs on the small sample.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SMALL_CUSTOMERS = 2_000
+SMALL_SEED = 7
+_world: dict[str, Path] = {}
+
+
+def build_small_world() -> Path:
+    """Generate, collect and integrate the small sample once; return its data folder."""
+    if "dir" not in _world:
+        from crm_helpers.collect import collect
+        from crm_helpers.integrate import integrate
+        from crm_helpers.sample import generate
+
+        base = Path(tempfile.mkdtemp(prefix="crm-small-world-"))
+        generate(base, customers=SMALL_CUSTOMERS, seed=SMALL_SEED, progress=False)
+        collect(base, base / "warehouse.duckdb", progress=False)
+        integrate(base / "warehouse.duckdb", progress=False)
+        _world["dir"] = base
+    return _world["dir"]
+
+
+def _point_notebooks_at(base: Path) -> None:
+    os.environ["CRM_DATA_DIR"] = str(base)
+    os.environ["CRM_WAREHOUSE"] = str(base / "warehouse.duckdb")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if any(str(item.fspath).endswith(".ipynb") for item in items):
+        _point_notebooks_at(build_small_world())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "dir" in _world:
+        shutil.rmtree(_world["dir"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def small_world() -> Path:
+    """Data folder of the small sample world (raw/, truth/, sources.yml, warehouse.duckdb)."""
+    return build_small_world()
+
+
+@pytest.fixture(scope="session")
+def small_warehouse(small_world) -> Path:
+    """The small sample's warehouse file, after collect and integrate."""
+    return small_world / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def small_truth_dir(small_world) -> Path:
+    """The small sample's ground truth."""
+    return small_world / "truth"
