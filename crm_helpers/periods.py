@@ -1,0 +1,69 @@
+"""Reporting periods: month, quarter and year, as the KPIs, cohorts and reports use them.
+
+A period is identified by its first day (``period_start``) and quoted by a label: ``"2025-12"`` for
+a month, ``"2025-Q4"`` for a quarter, ``"2025"`` for a year.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+#: Granularity name -> Ibis truncation unit and length in months.
+GRANULARITIES: dict[str, tuple[str, int]] = {"month": ("M", 1), "quarter": ("Q", 3), "year": ("Y", 12)}
+
+
+def check_granularity(granularity: str) -> str:
+    """Return ``granularity`` if it is one of month, quarter, year; raise ``ValueError`` otherwise."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {sorted(GRANULARITIES)}, not {granularity!r}")
+    return granularity
+
+
+def period_start(day: ir.DateValue, granularity: str) -> ir.DateValue:
+    """Engine expression: the first day of the period that contains ``day``."""
+    unit, _ = GRANULARITIES[check_granularity(granularity)]
+    return day.truncate(unit)
+
+
+def next_period_start(start: ir.DateValue, granularity: str) -> ir.DateValue:
+    """Engine expression: the first day of the period after the one starting on ``start``."""
+    months = GRANULARITIES[check_granularity(granularity)][1]
+    return (start + ibis.interval(months=months)).cast("date")
+
+
+def period_label(start, granularity: str) -> str:
+    """The label of the period starting on ``start``: ``2025-12``, ``2025-Q4`` or ``2025``."""
+    ts = pd.Timestamp(start)
+    if check_granularity(granularity) == "month":
+        return f"{ts.year}-{ts.month:02d}"
+    if granularity == "quarter":
+        return f"{ts.year}-Q{(ts.month - 1) // 3 + 1}"
+    return f"{ts.year}"
+
+
+def parse_period(label: str, granularity: str) -> date:
+    """The first day of the period quoted as ``label`` (``2025-12``, ``2025-Q4``, ``2025``)."""
+    check_granularity(granularity)
+    text = str(label).strip()
+    if granularity == "quarter":
+        year, quarter = text.upper().split("-Q")
+        return date(int(year), 3 * (int(quarter) - 1) + 1, 1)
+    if granularity == "year":
+        return date(int(text[:4]), 1, 1)
+    ts = pd.Timestamp(text)
+    return date(ts.year, ts.month, 1)
+
+
+def shift_period(start, granularity: str, n: int = -1) -> date:
+    """The first day of the period ``n`` periods after (negative: before) the one starting on ``start``."""
+    months = GRANULARITIES[check_granularity(granularity)][1] * n
+    return (pd.Timestamp(start) + pd.DateOffset(months=months)).date()
+
+
+def periods_per_year(granularity: str) -> int:
+    """How many periods make a year (12, 4 or 1): the lag of a year-on-year comparison."""
+    return 12 // GRANULARITIES[check_granularity(granularity)][1]

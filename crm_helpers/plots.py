@@ -1,0 +1,205 @@
+"""The workbook's standard business graphics, all in one seaborn theme.
+
+Every chart has a title, axis labels and units. Functions take the pandas results of ``kpis``,
+``rfm``, ``cohorts`` and ``olap`` (already aggregated: plotting never touches transactions) and
+return the matplotlib ``Axes`` (or ``Figure`` for small multiples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+CURRENCY = "£"
+PALETTE = "deep"
+CURRENT_COLOR = sns.color_palette(PALETTE)[0]
+PREVIOUS_COLOR = "0.55"
+
+
+def setup_notebook(seed: int = 42, dpi: int = 100) -> np.random.Generator:
+    """One look for every notebook: seaborn theme, figure size, pandas display options, seed.
+
+    Returns a seeded numpy ``Generator`` for anything random in the notebook.
+    """
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.rcParams.update(
+        {
+            "figure.figsize": (9, 4.5),
+            "figure.dpi": dpi,
+            "axes.titlesize": "large",
+            "axes.titleweight": "bold",
+            "axes.titlelocation": "left",
+            "figure.autolayout": True,
+        }
+    )
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.width", 160)
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.float_format", lambda v: f"{v:,.3f}")
+    np.random.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _unit_axis(ax, unit: str, axis: str = "y") -> None:
+    """Format an axis for a unit: % for rates, thousands separators and currency otherwise."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if unit == "%":
+        target.set_major_formatter(mticker.PercentFormatter(1.0))
+    elif unit.startswith(CURRENCY):
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{CURRENCY}{v:,.0f}"))
+    else:
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2g}"))
+
+
+def _pretty(name: str) -> str:
+    special = {"aov": "Average order value", "top20_revenue_share": "Revenue share of top 20% customers"}
+    return special.get(name, name.replace("_", " ").capitalize())
+
+
+def _lag_label(lag: int) -> str:
+    names = {1: "previous period", 4: "same quarter a year earlier", 12: "same month a year earlier"}
+    return names.get(lag, f"{lag} periods earlier")
+
+
+def kpi_trend(
+    kpis: pd.DataFrame,
+    kpi: str,
+    unit: str | None = None,
+    lag: int = 12,
+    ax=None,
+    highlight: str | None = None,
+):
+    """A KPI per period (solid) with the previous comparable period (dashed, ``lag`` periods earlier).
+
+    ``kpis`` is :func:`crm_helpers.kpis.kpi_table` without slices; ``lag`` = 12 for months
+    (same month last year), 4 for quarters, 1 for years or for "previous period".
+    ``highlight``: a period label to mark (the dashboard's current period).
+    """
+    from crm_helpers.kpis import KPI_UNITS
+
+    unit = unit or KPI_UNITS.get(kpi, "")
+    ax = ax or plt.subplots()[1]
+    s = kpis.set_index("period")[kpi]
+    x = np.arange(len(s))
+    ax.plot(x, s.to_numpy(), color=CURRENT_COLOR, marker="o", ms=3, label=_pretty(kpi).lower())
+    ax.plot(x, s.shift(lag).to_numpy(), color=PREVIOUS_COLOR, ls="--", label=_lag_label(lag))
+    if highlight is not None and highlight in s.index:
+        i = list(s.index).index(highlight)
+        ax.scatter([i], [s.iloc[i]], s=80, color="C3", zorder=3, label=highlight)
+    step = max(1, len(s) // 12)
+    ax.set_xticks(x[::step], s.index[::step], rotation=45, ha="right")
+    _unit_axis(ax, unit)
+    ax.set_title(_pretty(kpi))
+    ax.set_xlabel("period")
+    ax.set_ylabel(f"{_pretty(kpi).lower()} ({unit})" if unit else _pretty(kpi).lower())
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None):
+    """Small multiples of :func:`kpi_trend`, one panel per KPI."""
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(f"KPI trends (dashed: {_lag_label(lag)})", x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition cohort", max_months: int | None = 12,
+                   fmt: str = ".0%", unit: str = "%", ax=None):
+    """Cohort (rows) x months since first purchase (columns) heatmap, e.g. of retention rates."""
+    m = matrix if max_months is None else matrix.loc[:, : max_months]
+    ax = ax or plt.subplots(figsize=(10, max(4, 0.28 * len(m))))[1]
+    show = m.drop(columns=0) if unit == "%" and 0 in m.columns else m
+    sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
+                cbar_kws={"label": "retention rate" if unit == "%" else unit}, annot_kws={"size": 7})
+    if unit == "%":
+        ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.grid(False)
+    ax.set_title(title)
+    ax.set_xlabel("months since first purchase")
+    ax.set_ylabel("cohort (month of first purchase)")
+    return ax
+
+
+def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
+    """The R x F score grid: customers per cell (or the cell's total of ``value``), with segment names."""
+    from crm_helpers.rfm import segment_grid
+
+    if value == "customers":
+        cells = scored.groupby(["r_score", "f_score"]).size()
+        label = "customers"
+    else:
+        cells = scored.groupby(["r_score", "f_score"])[value].sum()
+        label = f"{value.replace('_', ' ')} ({CURRENCY})"
+    grid = cells.unstack("f_score").reindex(index=range(5, 0, -1), columns=range(1, 6)).fillna(0)
+    names = segment_grid().set_index(["r_score", "f_score"])["segment"]
+    annot = np.array(
+        [[f"{names[(r, f)]}\n{grid.loc[r, f]:,.0f}" for f in grid.columns] for r in grid.index]
+    )
+    ax = ax or plt.subplots(figsize=(10, 6.5))[1]
+    sns.heatmap(grid, annot=annot, fmt="", cmap="Greens", ax=ax, annot_kws={"size": 7}, cbar_kws={"label": label})
+    ax.grid(False)
+    ax.set_title(f"RFM grid: {label} by recency and frequency score")
+    ax.set_xlabel("frequency score (5 = most purchase days)")
+    ax.set_ylabel("recency score (5 = most recent)")
+    return ax
+
+
+def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: float = 0.2, ax=None,
+                 what: str = "revenue"):
+    """Cumulative share of ``what`` against the cumulative share of customers (largest first).
+
+    ``ranked`` is :func:`crm_helpers.kpis.customer_revenue` or :func:`crm_helpers.rfm.profitability`.
+    Marks the share held by the top ``top`` of customers; profit curves may exceed 100% (the
+    'whale curve': the least profitable customers give some of it back).
+    """
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
+    x = np.r_[0, ranked["customer_share"].to_numpy()]
+    y = np.r_[0, ranked[share_col].to_numpy()]
+    ax.plot(x, y, color=CURRENT_COLOR, lw=2, label=f"cumulative {what}")
+    ax.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="equal shares")
+    at = float(np.interp(top, x, y))
+    ax.axvline(top, color="C3", ls="--", lw=1)
+    ax.scatter([top], [at], color="C3", zorder=3, label=f"top {top:.0%} of customers: {at:.0%} of {what}")
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set_title(f"Concentration of {what} (Pareto curve)")
+    ax.set_xlabel("share of customers, largest first (%)")
+    ax.set_ylabel(f"cumulative share of {what} (%)")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = None, unit: str | None = None,
+             title: str | None = None, ax=None, horizontal: bool = False):
+    """Bar chart of a cube slice (subtotal rows labelled ``All`` are left out)."""
+    from crm_helpers.olap import MEASURES, TOTAL
+
+    data = df
+    for col in [x, hue]:
+        if col is not None:
+            data = data[data[col].astype(str) != TOTAL]
+    unit = unit or MEASURES.get(y, ("", ""))[1]
+    ax = ax or plt.subplots()[1]
+    kws = dict(data=data, hue=hue, ax=ax, errorbar=None)
+    if horizontal:
+        sns.barplot(x=y, y=data[x].astype(str), orient="h", **kws)
+        _unit_axis(ax, unit, "x")
+        ax.set_xlabel(f"{y.replace('_', ' ')} ({unit})")
+        ax.set_ylabel(x.replace("_", " "))
+    else:
+        sns.barplot(x=data[x].astype(str), y=y, **kws)
+        _unit_axis(ax, unit)
+        ax.set_ylabel(f"{y.replace('_', ' ')} ({unit})")
+        ax.set_xlabel(x.replace("_", " "))
+    ax.set_title(title or f"{_pretty(y)} by {x.replace('_', ' ')}" + (f" and {hue.replace('_', ' ')}" if hue else ""))
+    return ax

@@ -1,0 +1,107 @@
+"""Read access to the warehouse star schema (built by ``integrate``).
+
+Everything transaction-level stays an Ibis expression, so it runs in the engine (DuckDB here,
+another Ibis backend later). Functions in ``kpis``, ``rfm``, ``cohorts`` and ``olap`` accept either an
+Ibis backend connection or a path to the warehouse file; :func:`as_connection` turns either into a
+connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+from ibis.backends import BaseBackend
+
+from crm_helpers import config
+from crm_helpers import warehouse as wh
+
+#: Label used for a missing dimension value (so it can't be mistaken for a subtotal).
+UNKNOWN = "(unknown)"
+ANONYMOUS = "(anonymous)"
+
+
+def connect(warehouse: str | Path | None = None, read_only: bool = True) -> BaseBackend:
+    """Open the DuckDB warehouse (default ``config.warehouse_path()``) through Ibis."""
+    path = Path(warehouse) if warehouse is not None else config.warehouse_path()
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}: run the collect and integrate stages first")
+    return wh.connect(path, read_only=read_only)
+
+
+def as_connection(con: BaseBackend | str | Path | None) -> BaseBackend:
+    """An Ibis connection from a connection, a warehouse path, or ``None`` (the configured warehouse)."""
+    if con is None or isinstance(con, (str, Path)):
+        return connect(con)
+    return con
+
+
+def is_purchase(lines: ir.Table) -> ir.BooleanValue:
+    """A sale line (not a return): ``is_return`` is false; if it is missing, a non-negative amount."""
+    return ~(lines.is_return.fill_null(lines.line_amount < 0))
+
+
+def order_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
+    """The order-line fact with its dimensions, one row per line, ready for slicing.
+
+    Columns: order_id, line_no, customer_id (NULL = anonymous), order_ts, order_date, channel,
+    store_id, store_name, sku, product_name, category, tier, quantity, unit_price, line_amount,
+    cost_amount (both negative on returns), is_return, is_purchase, customer_region, store_region,
+    region, acquisition_channel.
+
+    ``region`` is where the customer lives (``dim_customer.region``); for an anonymous walk-in sale it
+    is the store's region. Missing dimension values read ``(unknown)``.
+    """
+    con = as_connection(con)
+    f = con.table("fact_order_line")
+    p = con.table("dim_product").select(
+        "sku", "product_name", category_="category", tier_="tier"
+    )
+    c = con.table("dim_customer").select(
+        "customer_id", customer_region="region", acquisition_channel="acquisition_channel"
+    )
+    s = con.table("dim_channel").select("store_id", "store_name", store_region="region")
+    j = f.left_join(p, "sku").left_join(c, "customer_id").left_join(s, "store_id")
+    return j.select(
+        "order_id",
+        "line_no",
+        customer_id=f.customer_id,
+        order_ts=f.order_ts,
+        order_date=f.order_date.cast("date"),
+        channel=f.channel.fill_null(UNKNOWN),
+        store_id=f.store_id,
+        store_name=j.store_name.fill_null(UNKNOWN),
+        sku=f.sku,
+        product_name=j.product_name.fill_null(f.sku),
+        category=j.category_.fill_null(UNKNOWN),
+        tier=j.tier_.fill_null(UNKNOWN),
+        quantity=f.quantity,
+        unit_price=f.unit_price,
+        line_amount=f.line_amount,
+        cost_amount=f.cost_amount.fill_null(0),
+        is_return=f.is_return.fill_null(f.line_amount < 0),
+        is_purchase=is_purchase(f),
+        customer_region=j.customer_region,
+        store_region=j.store_region,
+        region=ibis.cases(
+            (f.customer_id.notnull(), j.customer_region.fill_null(UNKNOWN)),
+            else_=j.store_region.fill_null(UNKNOWN),
+        ),
+        acquisition_channel=ibis.cases(
+            (f.customer_id.notnull(), j.acquisition_channel.fill_null(UNKNOWN)), else_=ANONYMOUS
+        ),
+    )
+
+
+def customer_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
+    """Order lines of identified customers only (the base of every customer KPI)."""
+    lines = order_lines(con)
+    return lines.filter(lines.customer_id.notnull())
+
+
+def latest_order_date(con: BaseBackend | str | Path | None = None):
+    """The last order date in the warehouse (a ``datetime.date``)."""
+    con = as_connection(con)
+    value = con.table("fact_order_line").order_date.max().cast("date").execute()
+    return value.date() if hasattr(value, "date") else value

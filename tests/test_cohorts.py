@@ -1,0 +1,92 @@
+"""Cohort matrices: equal to pandas, and close to the sample world's true retention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_star import optional_fixture, star_tables, star_warehouse, true_retention  # noqa: F401
+
+from crm_helpers import cohorts, star
+
+
+def reference_cohorts(tables) -> pd.DataFrame:
+    f = tables["fact_order_line"]
+    f = f[f["customer_id"].notna()].copy()
+    f["month"] = f["order_date"].dt.to_period("M")
+    cohort = f[~f["is_return"]].groupby("customer_id")["month"].min().rename("cohort")
+    f = f.join(cohort, on="customer_id")
+    f["months_since"] = (f["month"] - f["cohort"]).apply(lambda d: d.n)
+    size = cohort.value_counts().rename("cohort_size")
+    active = f[~f["is_return"]].groupby(["cohort", "months_since"])["customer_id"].nunique().rename("active_customers")
+    revenue = f.groupby(["cohort", "months_since"])["line_amount"].sum().rename("revenue")
+    out = pd.concat([active, revenue], axis=1).fillna({"active_customers": 0}).reset_index()
+    out = out.join(size, on="cohort")
+    out["cohort_month"] = out["cohort"].astype(str)
+    return out.drop(columns="cohort")
+
+
+def test_cohort_table_matches_pandas(star_warehouse, star_tables):
+    ours = cohorts.cohort_table(star.connect(star_warehouse))
+    ref = reference_cohorts(star_tables)
+    m = ours.merge(ref, on=["cohort_month", "months_since"], how="outer", suffixes=("", "_ref"), indicator=True)
+    assert (m["_merge"] == "both").all()
+    assert (m["cohort_size"] == m["cohort_size_ref"]).all()
+    assert (m["active_customers"] == m["active_customers_ref"]).all()
+    np.testing.assert_allclose(m["revenue"], m["revenue_ref"], atol=0.005)
+    np.testing.assert_allclose(m["retention_rate"], m["active_customers"] / m["cohort_size"])
+
+
+def test_matrices_shape(star_warehouse):
+    table = cohorts.cohort_table(star.connect(star_warehouse))
+    rates = cohorts.retention_matrix(table)
+    counts = cohorts.retention_matrix(table, rates=False)
+    assert (rates[0] == 1.0).all()
+    assert rates.index.is_monotonic_increasing
+    # the last cohort is observed for (Dec 2025 - cohort) months, the rest is NaN
+    last = rates.index[-1]
+    horizon = (pd.Period("2025-12", "M") - pd.Period(last, "M")).n
+    assert rates.loc[last, :horizon].notna().all() and rates.loc[last, horizon + 1 :].isna().all()
+    sizes = cohorts.cohort_sizes(table)
+    np.testing.assert_allclose(counts.div(sizes, axis=0), rates)
+    assert sizes.sum() == 600
+    cum = cohorts.revenue_matrix(table, cumulative=True)
+    per = cohorts.revenue_matrix(table)
+    np.testing.assert_allclose(cum.iloc[:, -1].dropna(), per.sum(axis=1)[cum.iloc[:, -1].notna()])
+
+
+def test_retention_reproduces_truth_within_sampling_error(star_warehouse):
+    """Pooled retention k months after acquisition vs the generator's true P_BUY * SURVIVAL**k."""
+    curve = cohorts.retention_curve(cohorts.cohort_table(star.connect(star_warehouse)), max_months=18)
+    for k, row in curve.iloc[1:].iterrows():
+        p = true_retention(k)
+        se = np.sqrt(p * (1 - p) / row["customers"])
+        assert abs(row["retention_rate"] - p) < 4 * se, (k, row["retention_rate"], p)
+
+
+def test_retention_by_cohort_year(star_warehouse):
+    by_year = cohorts.retention_by_cohort_year(cohorts.cohort_table(star.connect(star_warehouse)))
+    assert list(by_year.index) == ["2023", "2024", "2025"]
+    assert np.isnan(by_year.loc["2025", "month_12"])  # 2025 cohorts are not 12 months old everywhere
+
+
+def test_small_sample_cohorts_reproduce_truth(request):
+    """On the real small sample: pooled retention by months since first purchase is within sampling
+    error of truth/cohort_retention.csv (plus 2 points for identity-resolution slack)."""
+    path = optional_fixture(request, "small_warehouse")
+    truth_dir = optional_fixture(request, "small_truth_dir")
+    truth = pd.read_csv(truth_dir / "cohort_retention.csv")
+    truth["cohort_month"] = truth["cohort_month"].astype(str).str[:7]
+    ours = cohorts.cohort_table(star.connect(path))
+    true_curve = truth.groupby("months_since")[["active_customers", "cohort_size"]].sum()
+    true_curve = true_curve["active_customers"] / true_curve["cohort_size"]
+    curve = cohorts.retention_curve(ours, max_months=24)
+    for k, row in curve.iloc[1:].iterrows():
+        p = true_curve.get(k)
+        if p is None or row["customers"] < 100:
+            continue
+        se = np.sqrt(p * (1 - p) / row["customers"])
+        assert abs(row["retention_rate"] - p) < 4 * se + 0.02, (k, row["retention_rate"], p)
+    sizes = truth.groupby("cohort_month")["cohort_size"].first()
+    ours_sizes = cohorts.cohort_sizes(ours).reindex(sizes.index).fillna(0)
+    assert abs(ours_sizes.sum() - sizes.sum()) <= 0.03 * sizes.sum()
