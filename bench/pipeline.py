@@ -1,0 +1,59 @@
+"""Benchmark of the foundation: ``crm sample`` + ``crm collect`` + ``crm integrate``.
+
+Each step runs in its own process; wall time and peak memory are measured per step. Usage:
+
+    .venv/bin/python bench/pipeline.py --sizes 20000 100000 1000000 --runs 3
+
+Results are printed as a Markdown table to paste into bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import machine, median_of, run_measured  # noqa: E402
+
+CRM = str(Path(sys.executable).with_name("crm"))
+
+
+def one_run(size: int, workdir: Path) -> dict[str, tuple[float, float]]:
+    """Sample, collect and integrate ``size`` people in a fresh folder; measure each step."""
+    data = workdir / f"world-{size}"
+    shutil.rmtree(data, ignore_errors=True)
+    warehouse = data / "warehouse.duckdb"
+    steps = {
+        "sample": [CRM, "sample", "--customers", str(size), "--seed", "42", "--out", str(data)],
+        "collect": [CRM, "collect", "--data", str(data), "--warehouse", str(warehouse)],
+        "integrate": [CRM, "integrate", "--data", str(data), "--warehouse", str(warehouse)],
+    }
+    result = {name: run_measured(cmd) for name, cmd in steps.items()}
+    shutil.rmtree(data, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "crm-bench")
+    args = parser.parse_args()
+    print(f"Machine: {machine()}\n")
+    print("| people | runs | step | wall time (s, median) | peak memory (MB, median) |")
+    print("|---:|---:|---|---:|---:|")
+    for size in args.sizes:
+        runs = [one_run(size, args.workdir) for _ in range(args.runs)]
+        total = 0.0
+        for step in ("sample", "collect", "integrate"):
+            seconds, peak = median_of([r[step] for r in runs])
+            total += seconds
+            print(f"| {size:,} | {args.runs} | {step} | {seconds:.1f} | {peak:,.0f} |", flush=True)
+        print(f"| {size:,} | {args.runs} | **total** | **{total:.1f}** | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Integrate: standardisation rules, junk removal, identity quality and the star schema."""
+
+import ibis
+import pandas as pd
+import pytest
+
+from crm_helpers import integrate, truth
+from crm_helpers import warehouse as wh
+
+
+def _run(expr):
+    return ibis.duckdb.connect().execute(expr)
+
+
+@pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123", "(0)7700-900-123", "447700900123",
+                                 "+44 (0)7700 900 123", "7700900123"])
+def test_standard_phone_gives_one_national_format(raw):
+    t = ibis.memtable({"phone": [raw]})
+    assert _run(integrate.standard_phone(t.phone))[0] == "07700900123"
+
+
+def test_standard_phone_rejects_short_numbers():
+    t = ibis.memtable({"phone": ["12345", None]})
+    assert _run(integrate.standard_phone(t.phone)).isna().all()
+
+
+def test_standard_email_and_names():
+    t = ibis.memtable({"email": ["  Anna.Smith@Mail.COM ", "not-an-email", None],
+                       "name": ["  Zoë ", "O'Brien-Smith", "José!"]})
+    assert list(_run(integrate.standard_email(t.email)).fillna("<NA>")) == ["anna.smith@mail.com", "<NA>", "<NA>"]
+    assert list(_run(integrate.standard_name(t.name))) == ["zoe", "o'brien-smith", "jose"]
+
+
+def test_split_full_name_handles_both_orders():
+    t = ibis.memtable({"full": ["SMITH, Anna", "Anna Smith", "Mary Ann Jones"]})
+    first, last = integrate.split_full_name(t.full)
+    out = ibis.duckdb.connect().execute(t.select(first=first.strip(), last=last.strip()))
+    assert out.values.tolist() == [["Anna", "SMITH"], ["Anna", "Smith"], ["Mary", "Ann Jones"]]
+
+
+# --- on the small sample world ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def con(small_warehouse):
+    c = wh.connect(small_warehouse, read_only=True)
+    yield c
+    c.disconnect()
+
+
+def test_identity_resolution_beats_email_only(con, small_truth_dir):
+    report = truth.identity_report(con, small_truth_dir)
+    splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
+    assert splink.precision >= 0.95 and splink.recall >= 0.95, report
+    assert email.recall < 0.9, report
+
+
+def test_every_real_record_is_mapped_and_junk_is_not(con, small_truth_dir):
+    identity = truth.read_truth("identity", small_truth_dir)
+    mapped = con.table("identity_map").to_pandas()
+    merged = identity.merge(mapped, on=["source", "source_record_id"], how="left", indicator=True)
+    junk = merged.person_id.isna()
+    assert (merged.loc[junk, "_merge"] == "left_only").mean() > 0.9
+    assert (merged.loc[~junk, "_merge"] == "both").mean() > 0.99
+
+
+def test_order_lines_reconcile_with_staging(con):
+    staged = con.table("stg_order_line").count().execute()
+    log = con.table("integration_log").to_pandas().set_index("reason")
+    facts = con.table("fact_order_line").count().execute()
+    removed = log.loc[log.step == "order lines", "rows_removed"].sum()
+    assert staged == facts + removed
+
+
+def test_exact_duplicate_rows_removed_match_the_truth(con, small_truth_dir):
+    defects = truth.read_truth("defects", small_truth_dir)
+    injected = defects.defect.str.contains("duplicate_row").sum()
+    log = con.table("integration_log").to_pandas().set_index("reason")
+    assert log.loc["exact duplicate rows", "rows_removed"] == injected
+
+
+def test_every_purchase_of_a_real_person_reaches_that_person(con, small_truth_dir):
+    orders = truth.read_truth("orders", small_truth_dir)
+    facts = con.table("fact_order_line").select("source", "order_id", "customer_id").distinct().to_pandas()
+    identity = con.table("identity_map").to_pandas().merge(
+        truth.read_truth("identity", small_truth_dir), on=["source", "source_record_id"])
+    owner = identity.groupby("customer_id").person_id.agg(lambda s: s.mode().iat[0]).rename("owner")
+    merged = facts.merge(orders, on=["source", "order_id"]).join(owner, on="customer_id")
+    real = merged.person_id.notna()
+    assert merged.loc[~real, "customer_id"].isna().all()
+    assert (merged.loc[real, "owner"] == merged.loc[real, "person_id"]).mean() > 0.97
+
+
+def test_golden_record_consent_is_most_restrictive(con, small_truth_dir):
+    people = truth.read_truth("people", small_truth_dir)
+    identity = con.table("identity_map").to_pandas().merge(
+        truth.read_truth("identity", small_truth_dir), on=["source", "source_record_id"])
+    owner = identity.groupby("customer_id").person_id.agg(lambda s: s.mode().iat[0]).rename("person_id")
+    customers = con.table("dim_customer").to_pandas().join(owner, on="customer_id").merge(
+        people, on="person_id", suffixes=("", "_true"))
+    for flag in ("email_opt_in", "sms_opt_in"):
+        # nobody who truly said no is marked as contactable
+        assert not (customers[flag] & ~customers[f"{flag}_true"].astype(bool)).any()
+    assert not (~customers.do_not_contact & customers.do_not_contact_true.astype(bool)).any()
+
+
+def test_star_schema_is_complete(con):
+    counts = integrate.star_schema_counts(con).set_index("table").rows
+    assert (counts > 0).all(), counts
+    facts = con.table("fact_order_line")
+    assert facts.filter(facts.is_return).count().execute() > 0
+    assert facts.filter(facts.is_return & (facts.line_amount >= 0)).count().execute() == 0
+    orphans = facts.anti_join(con.table("dim_product"), "sku").count().execute()
+    assert orphans == 0
