@@ -229,7 +229,11 @@ class Cube:
 
     def to_pandas(self, totals: str | None = None, label: str | None = TOTAL) -> pd.DataFrame:
         """Run the cube; subtotal cells read ``label`` (``All``) unless ``label`` is None."""
-        df = self.table(totals).to_pandas()
+        expr = self.table(totals)
+        df = expr.to_pandas()
+        for d in self.dimensions:  # NULL subtotals turn integer levels (year, month) into floats
+            if expr[d].type().is_integer():
+                df[d] = df[d].astype("Int64")
         if label is not None and totals is not None:
             for i, d in enumerate(self.dimensions):
                 rolled = (df["grouping_id"] // 2 ** (len(self.dimensions) - 1 - i)) % 2 == 1

@@ -26,6 +26,7 @@ def setup_notebook(seed: int = 42, dpi: int = 100) -> np.random.Generator:
 
     Returns a seeded numpy ``Generator`` for anything random in the notebook.
     """
+    _inline_figures()
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update(
         {
@@ -43,6 +44,17 @@ def setup_notebook(seed: int = 42, dpi: int = 100) -> np.random.Generator:
     pd.set_option("display.float_format", lambda v: f"{v:,.3f}")
     np.random.seed(seed)
     return np.random.default_rng(seed)
+
+
+def _inline_figures() -> None:
+    """In a Jupyter kernel, draw figures inline even if ``MPLBACKEND=Agg`` is set (as in CI/make)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks only
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def _unit_axis(ax, unit: str, axis: str = "y") -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import date
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -124,11 +125,19 @@ def rfm_summary(
         mean = cust.total_value.cast("float64") / n
     else:
         cols = dict(frequency=n - 1, recency=span, T=tenure)
-        repeat_total = (cust.total_value - cust.first_value).cast("float64")
+        repeat_total = cust.total_value.cast("float64") - cust.first_value
         mean = ibis.cases((cust.n_periods > 1, repeat_total / (n - 1)), else_=0.0)
     if monetary_value_col:
         cols["monetary_value"] = mean
     return cust.select("customer_id", **cols).order_by("customer_id")
+
+
+@ibis.udf.agg.builtin(name="min_by")
+def _min_by(arg: dt.float64, key: dt.date) -> dt.float64:
+    """The value of ``arg`` on the row with the smallest ``key`` (DuckDB ``arg_min``, Spark ``min_by``).
+
+    Ibis's own ``argmin`` compiles to an ordered ``FIRST(... ORDER BY ...)``, twice as slow here.
+    """
 
 
 def _customer_periods(days: ir.Table, end: ir.Value) -> ir.Table:
@@ -138,7 +147,7 @@ def _customer_periods(days: ir.Table, end: ir.Value) -> ir.Table:
         last_period=days.period.max(),
         n_periods=days.period.count(),
         total_value=days.value.sum(),
-        first_value=days.value.argmin(days.period),
+        first_value=_min_by(days.value.cast("float64"), days.period),
     )
     return cust.mutate(
         first_day=cust.first_period.epoch_days(),
