@@ -144,6 +144,12 @@ def is_junk_record(t: ir.Table) -> ir.BooleanValue:
             | domain.isin(JUNK_EMAIL_DOMAINS) | local.isin(JUNK_EMAIL_LOCAL_PARTS)).fill_null(False)
 
 
+def latest_per_key(t: ir.Table, key: str) -> ir.Table:
+    """The latest staged row for each value of ``key`` (by file name, then line number)."""
+    ranked = t.mutate(_rank=ibis.row_number().over(group_by=key, order_by=[ibis.desc(t.file), ibis.desc(t.record_no)]))
+    return ranked.filter(ranked._rank == 0).drop("_rank")
+
+
 def distinct_order_lines(con) -> ir.Table:
     """Staged order lines with exact duplicate rows (same values in every business column) removed."""
     business = ["source", "order_id", "line_no", "order_ts", "customer_ref", "store_id", "channel",
@@ -164,7 +170,7 @@ def splink_settings():
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=[
-            block_on("email"), block_on("phone"), block_on("loyalty_card"),
+            block_on("email"), block_on("phone"),
             block_on("last_name", "postcode"), block_on("first_name", "postcode"),
             block_on("first_name", "last_name", "birth_date"),
         ],
@@ -175,7 +181,6 @@ def splink_settings():
             cl.LevenshteinAtThresholds("phone", 1),
             cl.ExactMatch("postcode"),
             cl.ExactMatch("birth_date"),
-            cl.ExactMatch("loyalty_card"),
         ],
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
@@ -187,7 +192,7 @@ def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = 
 
     Args:
         records: pandas/arrow table with unique_id, first_name, last_name, email, phone,
-            postcode, birth_date, loyalty_card (standardised).
+            postcode, birth_date (standardised).
         threshold: match probability at or above which a pair is one person.
         seed: seed for the random sample that estimates the u probabilities.
     Returns:
@@ -199,7 +204,7 @@ def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = 
     db = DuckDBAPI(connection=duckdb.connect())
     records = records.assign(full_name=records.first_name.fillna("") + " " + records.last_name.fillna(""),
                              birth_date=records.birth_date.astype("string"))
-    linker = Linker(db.register(records), splink_settings(), log_level=logging.WARNING)
+    linker = Linker(db.register(records), splink_settings(), log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("email"), block_on("phone")], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=seed)
@@ -329,7 +334,7 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     steps.update()
 
     people = records.filter(~records.is_junk).select(
-        "unique_id", "first_name", "last_name", "email", "phone", "postcode", "birth_date", "loyalty_card"
+        "unique_id", "first_name", "last_name", "email", "phone", "postcode", "birth_date"
     ).order_by("unique_id").to_pandas()
     clusters = resolve_identities(people, threshold=threshold, seed=seed)
     steps.update()
@@ -343,7 +348,7 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
                                 .order_by(["customer_id", "source", "source_record_id"]), overwrite=True)
     steps.update()
 
-    stores = con.table("stg_store").select("store_id", "store_name", "region", "channel").distinct()
+    stores = latest_per_key(con.table("stg_store"), "store_id").select("store_id", "store_name", "region", "channel")
     training = stores.filter(stores.store_name.ilike(TRAINING_STORE_PATTERN)).store_id
     junk_refs = records.filter(records.is_junk & (records.source == "webshop")).source_record_id
     staged = con.table("stg_order_line")
@@ -358,9 +363,10 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     cards = (records.filter((records.source == "crm_master") & records.loyalty_card.notnull())
              .join(identity, ["source", "source_record_id"])
              .group_by("loyalty_card").aggregate(card_customer_id=_.customer_id.min()))
-    products = con.create_table("dim_product", con.table("stg_product").select(
-        "sku", "product_name", "category", "tier", "list_price", "unit_cost").distinct().order_by("sku"),
-        overwrite=True)
+    products = con.create_table("dim_product", latest_per_key(con.table("stg_product"), "sku").select(
+        "sku", "product_name", "category", "tier", "list_price", "unit_cost").order_by("sku"), overwrite=True)
+    n_product_rows = con.table("stg_product").count().execute()
+    logged("products", n_product_rows, products.count().execute(), "repeated sku: the latest record wins")
     facts = con.create_table("fact_order_line", order_line_facts(clean, identity, cards, products), overwrite=True)
     steps.update()
 
@@ -369,16 +375,17 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     golden = golden.left_join(regions, "customer_id").drop("customer_id_right").mutate(
         region=_.region.fill_null("online only"))
     con.create_table("dim_customer", golden.order_by("customer_id"), overwrite=True)
-    web = ibis.memtable({"store_id": ["WEB"], "store_name": ["Web shop"], "region": ["online"], "channel": ["web"]})
+    web = ibis.memtable({"store_id": ["WEB"], "store_name": ["Web shop"], "region": ["online"], "channel": ["web"]},
+                        schema=stores.schema())
     con.create_table("dim_channel", stores.filter(~stores.store_id.isin(training)).union(web)
                      .order_by("store_id"), overwrite=True)
     span = facts.aggregate(first=facts.order_date.min(), last=facts.order_date.max()).to_pandas().iloc[0]
     con.create_table("dim_date", date_dimension(span["first"], span["last"]), overwrite=True)
     steps.update()
 
-    con.create_table("dim_campaign", con.table("stg_campaign").select(
-        "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").distinct()
-        .order_by("campaign_id"), overwrite=True)
+    con.create_table("dim_campaign", latest_per_key(con.table("stg_campaign"), "campaign_id").select(
+        "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").order_by("campaign_id"),
+        overwrite=True)
     interactions = con.table("stg_interaction").select(
         "interaction_id", "customer_ref", "interaction_ts", interaction_date=_.interaction_ts.date(),
         channel="channel", reason_code="reason_code", outcome="outcome").distinct()
