@@ -237,6 +237,11 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             bar.set_postfix_str(rel, refresh=False)
             rows.append(_collect_file(con, name, spec, path, rel))
     finally:
+        try:
+            con.execute("RESET checkpoint_threshold")
+            con.execute("CHECKPOINT")
+        except duckdb.Error:  # another connection is busy: it checkpoints later
+            pass
         con.close()
     return pd.DataFrame(rows, columns=[*AUDIT_COLUMNS, "status"])
 
@@ -254,6 +259,8 @@ def _prepare(con) -> None:
     """Session settings and warehouse tables (created if missing)."""
     con.execute("SET TimeZone = 'UTC'")  # so TIMESTAMPTZ -> TIMESTAMP casts give naive UTC
     con.execute("SET preserve_insertion_order = true")  # temp-table rowid = order in the file
+    con.execute("SET enable_progress_bar = false")  # collect shows its own, per file
+    con.execute("SET checkpoint_threshold = '1GB'")  # one checkpoint at the end, not per file
     for table, columns in STAGING.items():
         cols = ", ".join(f"{c} {t}{' NOT NULL' if req else ''}" for c, (t, req) in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS stg_{table} ({META}, {cols})")
@@ -493,7 +500,7 @@ def _file_month_end(rel: str) -> date | None:
     return date(int(m[1]) + int(m[2]) // 12, int(m[2]) % 12 + 1, 1) if m else None
 
 
-def _field_sql(table: str, column: str, f: dict, month_end) -> dict:
+def _field_sql(table: str, column: str, f: dict, spec: dict, month_end) -> dict:
     """SQL for one staging field: its value, its source text, and the checks it can fail."""
     typ, required = STAGING[table][column]
     x = _q(f"x§{table}§{column}")  # an expression's result, computed once in a lower layer
@@ -507,8 +514,10 @@ def _field_sql(table: str, column: str, f: dict, month_end) -> dict:
         checks["missing"] = f"{v} IS NULL"
     if typ in ("DATE", "TIMESTAMP"):
         checks["range"] = f"year({v}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}"
-        if month_end:
-            checks["future"] = f"{v} >= {typ} '{month_end}'"
+        if month_end:  # the file's month is local time: its end in UTC for timestamps
+            end = pytz.timezone(spec["timezone"]).localize(datetime(*month_end.timetuple()[:3]))
+            end = month_end if typ == "DATE" else end.astimezone(pytz.utc).replace(tzinfo=None)
+            checks["future"] = f"{v} >= {typ} '{end}'"
     return {"value": value, "text": text, "checks": checks}
 
 
@@ -539,7 +548,7 @@ def _parse_sql(spec: dict, rel: str) -> str:
     failed check per field); the outer projection. Only checks a field can fail are emitted.
     """
     month_end = _file_month_end(rel)
-    fields = {(t, c): _field_sql(t, c, f, month_end)
+    fields = {(t, c): _field_sql(t, c, f, spec, month_end)
               for t, fs in spec["tables"].items() for c, f in fs.items()}
     exprs = ["*"] + [f"({f['expr']}) AS {_q(f'x§{t}§{c}')}"
                      for t, fs in spec["tables"].items() for c, f in fs.items() if "expr" in f]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from crm_helpers import config
@@ -181,6 +182,14 @@ def test_dates_and_booleans(world):
                     ("CM00000003", None, True, False, False, None)]
 
 
+def test_crlf_and_bom_are_read_like_plain_files(world):
+    path = world / "raw" / "products" / "products.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    run(world)
+    assert sql(world, "SELECT sku, product_name, record_no FROM stg_product ORDER BY 1") == [
+        ("P001", "Kettle", 2), ("P002", "Toaster, 2 slot", 3), ("P003", "Blender", 4)]
+
+
 # --- row-level problems -------------------------------------------------------------------------
 
 def test_row_problems_are_quarantined_with_reasons(world):
@@ -191,7 +200,9 @@ def test_row_problems_are_quarantined_with_reasons(world):
            "R1;4;15/07/2024 10:11:12;S001;;P001;2.5;19.99;19.99",  # line 5: qty not an integer
            "R2;1;02/08/2024 10:00:00;S001;;P001;1;19.99;19.99",   # line 6: after the file month
            "R2;2;01/01/2099 10:00:00;S001;;P001;1;abc;19.99",     # line 7: two problems
-           "R3;1;15/07/2024 10:11:12;S001;;P001;1;19.99;19.99"]   # line 8: fine
+           "R3;1;15/07/2024 10:11:12;S001;;P001;1;19.99;19.99",   # line 8: fine
+           "R3;2;31/07/2024 23:30:00;S001;;P001;1;19.99;19.99",   # line 9: fine (22:30 UTC)
+           "R3;3;01/08/2024 00:30:00;S001;;P001;1;19.99;19.99"]   # line 10: August locally
     write(world, "pos/pos_2024-07.csv", bad)
     run(world)
     q = quarantined(world, "pos/pos_2024-07.csv")
@@ -202,9 +213,12 @@ def test_row_problems_are_quarantined_with_reasons(world):
         5: "quantity: not an integer '2.5'",
         6: "order_ts: '02/08/2024 10:00:00' is after the file month 2024-07",
         7: "order_ts: implausible date '01/01/2099 10:00:00' (outside 1900-2030); "
-           "unit_price: not a number 'abc'"}
+           "unit_price: not a number 'abc'",
+        10: "order_ts: '01/08/2024 00:30:00' is after the file month 2024-07"}
     assert q[4][1] == bad[3] and q[4][2] == "R1:3"  # raw line as in the file, key order/line
-    assert count(world, "stg_order_line", "file = 'pos/pos_2024-07.csv'") == 1
+    assert sql(world, "SELECT record_no, order_ts FROM stg_order_line "
+                      "WHERE file = 'pos/pos_2024-07.csv' ORDER BY 1") == [
+        (8, datetime(2024, 7, 15, 9, 11, 12)), (9, datetime(2024, 7, 31, 22, 30))]
     summary = quarantine_summary(world / "warehouse.duckdb")
     pos = summary[summary.source == "pos"].set_index("reason").rows.to_dict()
     assert pos["quantity: not an integer"] == 2 and pos["sku: missing required value"] == 1
@@ -228,32 +242,41 @@ def test_malformed_csv_lines_quarantined_with_line_numbers(world):
 
 
 def test_malformed_json_line_quarantined(world):
-    lines = [web("W1", 1), '{"order_id": "W1", "line_no": 2, ', web("W2", 1), "[1, 2]",
+    lines = [web("W1", 1), '{"order_id": "W1", "line_no": 2, ', "", web("W2", 1), "[1, 2]",
              web("W3", 1, sku=None)]
     write(world, "webshop/orders_2024-07.jsonl", lines)
-    run(world)
+    audit = run(world).set_index("file").loc["webshop/orders_2024-07.jsonl"]
     q = quarantined(world, "webshop/orders_2024-07.jsonl")
     assert q == {2: ("malformed JSON", lines[1], "W1:2"),
-                 4: ("malformed JSON: not an object", "[1, 2]", None),
-                 5: ("sku: missing required value", lines[4], "W3:1")}
-    assert count(world, "stg_order_line", "source = 'webshop'") == 2
+                 5: ("malformed JSON: not an object", "[1, 2]", None),
+                 6: ("sku: missing required value", lines[5], "W3:1")}
+    assert sql(world, "SELECT order_id, record_no FROM stg_order_line WHERE source = 'webshop' "
+                      "ORDER BY 2") == [("W1", 1), ("W2", 4)]  # the empty line 3 is no record
     assert count(world, "stg_customer", "source = 'webshop'") == 2  # whole record quarantined
+    assert (audit.rows_read, audit.rows_loaded, audit.rows_quarantined) == (5, 2, 3)
 
 
 def test_optional_unparseable_value_becomes_null_and_is_reported(world):
     lines = list(FILES["crm_master/signups_2024-07.csv"])
     lines[1] = lines[1].replace("01/02/1980", "31/02/1980").replace(",Y,N,N", ",maybe,N,N")
+    lines[2] = lines[2].replace("31/12/1975", "31/12/1875").replace("20/01/2024", "02/08/2024")
     write(world, "crm_master/signups_2024-07.csv", lines)
     run(world)
-    assert sql(world, "SELECT birth_date, email_opt_in FROM stg_customer "
-                      "WHERE source_record_id = 'CM00000001'") == [(None, None)]
+    assert sql(world, "SELECT source_record_id, birth_date, email_opt_in, signup_ts "
+                      "FROM stg_customer WHERE source = 'crm_master' ORDER BY 1 LIMIT 2") == [
+        ("CM00000001", None, None, datetime(2024, 7, 15, 9, 30)),
+        ("CM00000002", None, True, None)]
     assert count(world, "quarantine") == 0
     dq = data_quality(world / "warehouse.duckdb")
     assert set(zip(dq.column_name, dq.issue, dq.values_nulled)) == {
         ("birth_date", "birth_date: cannot parse with %d/%m/%Y", 1),
-        ("email_opt_in", "email_opt_in: not a boolean", 1)}
+        ("birth_date", "birth_date: implausible date", 1),
+        ("email_opt_in", "email_opt_in: not a boolean", 1),
+        ("signup_ts", "signup_ts: after the file month", 1)}
+    assert sql(world, "SELECT reason FROM value_issue WHERE column_name = 'signup_ts'") == [
+        ("signup_ts: '02/08/2024 09:00' is after the file month 2024-07",)]
     audit = sql(world, "SELECT values_nulled FROM load_audit WHERE source = 'crm_master'")
-    assert audit == [(2,)]
+    assert audit == [(4,)]
 
 
 def test_reconciliation_balances_every_file(world):
@@ -472,6 +495,15 @@ def test_generated_sample_balances(tmp_path):
     assert (audit.rows_read == audit.rows_loaded + audit.rows_quarantined).all()
     assert reconciliation(tmp_path / "warehouse.duckdb").balanced.all()
     assert audit.rows_loaded.sum() > 0.9 * audit.rows_read.sum()
+    # Row-level defects the generator planted are quarantined, and nothing without a planted
+    # defect is. Compared on the order id: a malformed line's full key is a best guess.
+    defects = pd.read_csv(tmp_path / "truth" / "defects.csv", dtype=str)
+    def ids(pairs):
+        return {(file, str(key).split(":")[0]) for file, key in pairs}
+    planted = ids(zip(defects.file, defects.record_key))
+    bad = defects[defects.defect.isin(["malformed_line", "impossible_date"])]
+    held = ids(sql(tmp_path, "SELECT file, record_key FROM quarantine"))
+    assert ids(zip(bad.file, bad.record_key)) <= held <= planted
 
 
 def test_reports_accept_an_ibis_connection(world):
