@@ -259,7 +259,10 @@ def _prepare(con) -> None:
     """Session settings and warehouse tables (created if missing)."""
     con.execute("SET TimeZone = 'UTC'")  # so TIMESTAMPTZ -> TIMESTAMP casts give naive UTC
     con.execute("SET preserve_insertion_order = true")  # temp-table rowid = order in the file
-    con.execute("SET enable_progress_bar = false")  # collect shows its own, per file
+    try:  # collect shows its own bar, per file (in Jupyter DuckDB may refuse the setting)
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass
     con.execute("SET checkpoint_threshold = '1GB'")  # one checkpoint at the end, not per file
     for table, columns in STAGING.items():
         cols = ", ".join(f"{c} {t}{' NOT NULL' if req else ''}" for c, (t, req) in columns.items())
