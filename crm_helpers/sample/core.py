@@ -1,0 +1,525 @@
+"""The simulation driver: people in fixed-size chunks, each chunk's rows appended to the files.
+
+Memory is bounded by the chunk size: only ID counters, e-mail hashes (8 bytes per address) and
+small accumulators (cohort, category co-occurrence and campaign-effect counts) are carried
+across chunks. Each chunk draws from its own generator, spawned from the seed by chunk number
+(np.random.SeedSequence), so the same seed and size give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from crm_helpers.config import DEFAULT_SEED, END_DATE, START_DATE
+
+from . import world as w
+from .behaviour import (STORE, WEB, assign_tiers, campaign_window, draw_lines, draw_walkins,
+                        first_complaint, merge_purchases, purchases_between, run_campaigns,
+                        simulate_calls, simulate_purchases, trim_calls)
+from .clock import DAY, N_MONTHS, format_date, format_timestamp, month_index, month_label, to_local
+from .defects import DefectRates, defect_frame
+from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
+                     staff_test_orders)
+from .output import Output, month_runs, monthly_file
+from .people import EmailRegistry, People, add_alt_emails, draw_people
+from .records import build_master, money, qa_customer_fields, tickets, web_customer_fields
+from .text import ids
+
+CHUNK_SIZE = 25_000  # people per chunk: bounds memory (~0.5 GB peak); fastest around 20-25k
+NO_TIME = np.iinfo(np.int64).max
+DUP_REF_IN_CAMPAIGNS = 0.3  # the e-mail platform sometimes holds the newer master record
+
+
+@dataclass
+class World:
+    """Fixed parts of the sample world, drawn once from the seed."""
+
+    names: w.NameBook
+    products: pd.DataFrame
+    campaigns: list[w.Campaign]
+
+
+@dataclass
+class RunState:
+    """What is carried from chunk to chunk."""
+
+    counters: dict = field(default_factory=lambda: {"cm": 0, "receipt": 0, "web": 0, "ticket": 0})
+    emails: EmailRegistry = field(default_factory=EmailRegistry)
+    qa_emails: set = field(default_factory=set)
+    cohort: np.ndarray = field(default_factory=lambda: np.zeros((N_MONTHS, N_MONTHS), np.int64))
+    cooccurrence: np.ndarray = field(  # order-level category pairs, for the affinity truth
+        default_factory=lambda: np.zeros((len(w.CATEGORIES),) * 2, np.int64))
+    baskets: int = 0  # sales orders counted in `cooccurrence`
+    summary: dict = field(default_factory=dict)
+    effect_sum: np.ndarray = field(  # expected uplift of treated people by campaign x segment
+        default_factory=lambda: np.zeros((len(w.CAMPAIGNS), len(w.SEGMENTS))))
+    effect_n: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(w.CAMPAIGNS), len(w.SEGMENTS)), np.int64))
+
+    def numberer(self, kind: str):
+        """Function handing out the next consecutive numbers of a kind, in time order."""
+        def number(t: np.ndarray) -> np.ndarray:
+            order = np.argsort(t, kind="stable")
+            out = np.empty(len(t), dtype=np.int64)
+            out[order] = self.counters[kind] + 1 + np.arange(len(t))
+            self.counters[kind] += len(t)
+            return out
+        return number
+
+    def count(self, key: str, k: int) -> None:
+        self.summary[key] = self.summary.get(key, 0) + int(k)
+
+
+def generate(out_dir: Path, customers: int = 20_000, seed: int = DEFAULT_SEED,
+             progress: bool = True, *, rates: DefectRates | None = None,
+             chunk_size: int = CHUNK_SIZE) -> dict:
+    """Simulate the retailer and write out_dir/raw, out_dir/truth and out_dir/sources.yml.
+
+    customers: number of CRM people (N); seed: all randomness derives from it; progress: show
+    a tqdm bar over chunks; rates: defect rates (DefectRates() by default); chunk_size: people
+    simulated at once (memory bound, not a model parameter).
+    Returns a summary of counts (people, master records, receipts, lines, tickets, ...).
+    """
+    if customers < 1:
+        raise ValueError("customers must be positive")
+    rates = rates or DefectRates()
+    world_seq, chunk_seq = np.random.SeedSequence(seed).spawn(2)
+    world = build_world(np.random.default_rng(world_seq))
+    out = Output(out_dir)
+    out.start([c.campaign_id for c in world.campaigns])
+    write_reference_files(out, world)
+    state = RunState()
+    n_chunks = -(-customers // chunk_size)
+    for k, chunk_rng_seq in enumerate(tqdm(chunk_seq.spawn(n_chunks), disable=not progress,
+                                           desc="sample world", unit="chunk")):
+        first = k * chunk_size
+        simulate_chunk(world, state, rates, np.random.default_rng(chunk_rng_seq), first,
+                       min(chunk_size, customers - first), k == 0, out)
+    write_final_truth(out, world, state, rates, seed, customers, chunk_size)
+    return {"customers": customers, "seed": seed, "out_dir": str(out.base), **state.summary,
+            "raw_files": len(out.files_written)}
+
+
+def build_world(rng: np.random.Generator) -> World:
+    """Names, catalogue and campaign calendar (independent of the number of customers)."""
+    return World(w.build_name_book(), w.build_products(rng), w.build_campaigns(rng))
+
+
+def write_reference_files(out: Output, world: World) -> None:
+    """Products, stores and campaigns (small files written once)."""
+    prod = world.products
+    out.write_table("products", "products/products.csv", {
+        "sku": prod["sku"], "product_name": prod["product_name"], "category": prod["category"],
+        "tier": prod["tier"], "list_price": money(prod["list_pence"]),
+        "unit_cost": money(prod["cost_pence"])})
+    stores = list(w.STORES) + [w.TRAINING_STORE]
+    out.write_table("stores", "pos/stores.csv", {
+        "store_id": [s[0] for s in stores], "store_name": [s[1] for s in stores],
+        "region": [w.REGIONS[s[2]] for s in stores], "channel_type": ["store"] * len(stores)})
+    cs = world.campaigns
+    out.write_table("campaigns", "campaigns/campaigns.csv", {
+        "campaign_id": [c.campaign_id for c in cs], "campaign_name": [c.name for c in cs],
+        "channel": [c.channel for c in cs], "start_date": [c.start.isoformat() for c in cs],
+        "end_date": [(pd.Timestamp(c.start) + pd.Timedelta(days=w.CAMPAIGN_WINDOW_DAYS - 1))
+                     .date().isoformat() for c in cs],
+        "offer": [c.offer for c in cs]})
+
+
+def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.random.Generator,
+                   first_index: int, n: int, first_chunk: bool, out: Output) -> None:
+    """Simulate n people and append all their records and truth to the files."""
+    p = draw_people(rng, first_index, n, world.names, state.emails)
+    add_alt_emails(p, rng, rates.alternate_email, state.emails)
+    master = build_master(rng, p, rates)
+    refs = number_master(master, state)
+    calls = simulate_calls(rng, p)
+    organic, dropout_t = simulate_purchases(rng, p, first_complaint(calls, n))
+    calls = trim_calls(calls, dropout_t)
+    contacts, extras = run_campaigns(rng, p, organic, dropout_t, world.campaigns,
+                                     {"email": master.email_on_file, "sms": master.phone_on_file})
+    add_effects(state, contacts, p)
+    pur = merge_purchases([organic, *extras], n)
+    tier, final_tier = assign_tiers(rng, pur, p)
+    lines = draw_lines(rng, p["segment"][pur.person], tier, world.products)
+    add_baskets(state, lines, len(pur.t))
+    pos = build_pos(rng, store_sales(rng, p, pur, lines, master, world, rates, state), rates,
+                    world.products, state.numberer("receipt"), first_chunk)
+    web = build_web(rng, web_sales(rng, p, pur, lines, world, rates), rates, world.products,
+                    state.numberer("web"), first_chunk)
+    order_ref = np.empty(len(pur.t), dtype=object)
+    is_store = pur.channel == STORE
+    order_ref[is_store] = pos.order_ids.to_numpy(zero_copy_only=False)[:is_store.sum()]
+    order_ref[~is_store] = web.order_ids.to_numpy(zero_copy_only=False)[:(~is_store).sum()]
+    gross = np.bincount(lines.order, lines.qty * lines.unit_pence, minlength=len(pur.t))
+    defects = write_master(out, master, p, refs) + pos.defects + web.defects
+    write_orders(out, "pos", pos)
+    write_orders(out, "webshop", web)
+    defects += write_tickets(out, rng, p, calls, rates, state)
+    write_campaigns(out, rng, world, p, contacts, pur, order_ref, gross, master, refs)
+    defects += write_identity(out, p, master, web, state)
+    out.append_truth("orders", {k: np.concatenate([_objects(pos.truth_orders[k]),
+                                                  _objects(web.truth_orders[k])])
+                                for k in ("source", "order_id", "person_id")})
+    out.append_truth("defects", pd.concat([pd.DataFrame(d) for d in defects], ignore_index=True))
+    write_people(out, p, dropout_t, final_tier)
+    add_cohorts(state, pur)
+    kind = master.table["kind"].to_numpy(dtype=str)
+    for key, k in (("people", n), ("crm_master_records", len(kind)),
+                   ("duplicate_master_records", (kind == "duplicate").sum()),
+                   ("test_master_records", (kind == "junk").sum()),
+                   ("purchases", len(pur.t)), ("campaign_purchases", (pur.campaign >= 0).sum()),
+                   ("pos_receipts", len(pos.truth_orders["order_id"])),
+                   ("pos_lines", len(pos.month)),
+                   ("web_orders", len(web.truth_orders["order_id"])),
+                   ("web_lines", len(web.month)),
+                   ("tickets", len(calls.t)), ("campaign_contacts", len(contacts)),
+                   ("defects", sum(len(d["source"]) for d in defects))):
+        state.count(key, k)
+
+
+def _objects(values) -> np.ndarray:
+    """Object array from a pyarrow or numpy column."""
+    if isinstance(values, pa.Array):
+        values = values.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=object)
+
+
+def add_baskets(state: RunState, lines, n_orders: int) -> None:
+    """Order-level category co-occurrence counts (diagonal: orders containing the category)."""
+    incidence = np.zeros((n_orders, len(w.CATEGORIES)), dtype=np.int64)
+    incidence[lines.order, lines.category] = 1
+    state.cooccurrence += incidence.T @ incidence
+    state.baskets += n_orders
+
+
+def number_master(master, state: RunState) -> dict:
+    """CM ids in sign-up order; returns each person's primary and duplicate reference."""
+    table = master.table
+    table["customer_ref"] = ids("CM", state.numberer("cm")(table["signup_s"].to_numpy()), 8) \
+        .to_numpy(zero_copy_only=False)
+    n = len(master.has_dup)
+    primary = np.empty(n, dtype=object)
+    dup = np.full(n, "", dtype=object)
+    kind = table["kind"].to_numpy(dtype=str)
+    person = table["person"].to_numpy()
+    ref = table["customer_ref"].to_numpy(dtype=object)
+    primary[person[kind == "primary"]] = ref[kind == "primary"]
+    dup[person[kind == "duplicate"]] = ref[kind == "duplicate"]
+    return {"primary": primary, "duplicate": dup}
+
+
+def store_sales(rng, p: People, pur, lines, master, world: World, rates,
+                state: RunState) -> OrderSet:
+    """Till receipts of CRM people (with their loyalty card), walk-ins and the training till."""
+    is_store = pur.channel == STORE
+    person = pur.person[is_store]
+    t = pur.t[is_store]
+    home = p["home_store"][person]
+    store = np.where(rng.random(len(person)) < w.HOME_STORE_SHARE, home,
+                     rng.integers(0, len(w.STORES), len(person)))
+    # After a re-registration with a replacement card the new card is used.
+    new = master.dup_new_card[person] & (t >= master.dup_t[person])
+    card = np.where(new, p["new_card"][person],
+                    p["card"][person])
+    person_ids = p["person_id"].astype(object)[pur.person]
+    crm = orders_of(person_ids, pur.t, lines, is_store, {"store": store, "card": card})
+    walk_t, walk_store, walk_tier = draw_walkins(rng, crm.t)
+    k = len(walk_t)
+    walk_lines = draw_lines(rng, np.full(k, 2), walk_tier, world.products)
+    add_baskets(state, walk_lines, k)
+    walkins = OrderSet(walk_t, np.full(k, "", dtype=object), walk_lines,
+                       {"store": walk_store, "card": np.full(k, "")})
+    k = rng.binomial(len(crm.t) + k, rates.training_receipt)
+    tr_t, tr_lines = staff_test_orders(rng, k, world.products, 0)
+    training = OrderSet(tr_t, np.full(k, "", dtype=object), tr_lines,
+                        {"store": np.full(k, TRAINING), "card": np.full(k, "")})
+    return concat_orders([crm, walkins, training])
+
+
+def web_sales(rng, p: People, pur, lines, world: World, rates) -> OrderSet:
+    """Web orders of CRM people (typed details vary by order) and QA test orders."""
+    is_web = pur.channel == WEB
+    fields = web_customer_fields(rng, p, pur.person[is_web], rates)
+    fields["is_test"] = np.zeros(is_web.sum(), dtype=bool)
+    person_ids = p["person_id"].astype(object)[pur.person]
+    crm = orders_of(person_ids, pur.t, lines, is_web, fields)
+    k = rng.binomial(len(crm.t), rates.test_web_order)
+    qa_t, qa_lines = staff_test_orders(rng, k, world.products, 1)
+    qa = qa_customer_fields(rng, k)
+    qa["is_test"] = np.ones(k, dtype=bool)
+    return concat_orders([crm, OrderSet(qa_t, np.full(k, "", dtype=object), qa_lines, qa)])
+
+
+def _append_monthly(out: Output, source: str, columns: dict, month: np.ndarray,
+                    replaced: dict | None = None) -> None:
+    """Append rows (sorted by month) to the month files of a source."""
+    replaced = replaced or {}
+    for m, a, b in month_runs(month):
+        part = {c: (v.slice(a, b - a) if isinstance(v, pa.Array) else v[a:b])
+                for c, v in columns.items()}
+        local = {r - a: text for r, text in replaced.items() if a <= r < b}
+        out.append_rows(source, monthly_file(source, m), part, local)
+
+
+def write_orders(out: Output, source: str, built: Built) -> None:
+    """Append a channel's order lines to its month files."""
+    _append_monthly(out, source, built.columns, built.month, built.replaced)
+
+
+def write_master(out: Output, master, p: People, refs: dict) -> list:
+    """Append CRM master records (already in sign-up order) and return their defects."""
+    t = master.table
+    local = to_local(t["signup_s"].to_numpy())
+    birth = t["birth_day"].to_numpy()
+    has_birth = birth > -10**6
+    birth_text = np.where(has_birth, np.asarray(format_date(np.where(has_birth, birth, 0), "uk")
+                                                .to_numpy(zero_copy_only=False), dtype=object), "")
+    cols = {c: t[c].to_numpy(dtype=object) for c in
+            ("customer_ref", "first_name", "last_name", "email", "phone", "street", "postcode",
+             "city", "signup_channel", "loyalty_card", "email_opt_in", "sms_opt_in",
+             "do_not_contact")}
+    cols["birth_date"] = birth_text
+    cols["signup_time"] = format_timestamp(local, "uk_minutes")
+    month = month_index(local)
+    _append_monthly(out, "crm_master", cols, month)
+    files = np.array([monthly_file("crm_master", m) for m in range(N_MONTHS)], dtype=object)[month]
+    kind = t["kind"].to_numpy(dtype=str)
+    ref = cols["customer_ref"]
+    dup, junk = kind == "duplicate", kind == "junk"
+    defects = [defect_frame("crm_master", files[dup], ref[dup], "duplicate_person"),
+               defect_frame("crm_master", files[junk], ref[junk], "test_record")]
+    real = kind != "junk"
+    for c in ("email", "phone", "street", "postcode", "city", "birth_date"):
+        blank = real & (cols[c] == "")
+        defects.append(defect_frame("crm_master", files[blank], ref[blank], f"missing_value:{c}"))
+    return defects
+
+
+def write_tickets(out: Output, rng, p: People, calls, rates, state: RunState) -> list:
+    """Append call-centre tickets; record their identity truth and defects."""
+    tk = tickets(rng, p, calls.person, rates)
+    numbers = state.numberer("ticket")(calls.t)
+    order = np.argsort(numbers)
+    local = to_local(calls.t[order])
+    ticket_id = ids("T", numbers[order], 8)
+    cols = {"ticket_id": ticket_id, "contact_time": format_timestamp(local, "iso")}
+    for c in ("caller_name", "caller_email", "caller_phone", "caller_postcode"):
+        cols[c] = tk[c].to_numpy(dtype=object)[order]
+    cols["reason_code"] = np.array(w.REASON_CODES, dtype=object)[calls.reason[order]]
+    cols["outcome"] = np.array(w.OUTCOMES, dtype=object)[calls.outcome[order]]
+    month = month_index(local)
+    _append_monthly(out, "callcentre", cols, month)
+    person_id = p["person_id"].astype(object)[calls.person[order]]
+    out.append_truth("identity", {"source": np.full(len(order), "callcentre", dtype=object),
+                                  "source_record_id": ticket_id, "person_id": person_id})
+    files = np.array([monthly_file("callcentre", m) for m in range(N_MONTHS)], dtype=object)[month]
+    key = np.asarray(ticket_id.to_numpy(zero_copy_only=False), dtype=object)
+    defects = []
+    for c in ("caller_email", "caller_phone", "caller_postcode"):
+        blank = cols[c] == ""
+        defects.append(defect_frame("callcentre", files[blank], key[blank], f"missing_value:{c}"))
+    typo = tk["name_typo"].to_numpy()[order]
+    defects.append(defect_frame("callcentre", files[typo], key[typo], "name_typo"))
+    return defects
+
+
+def write_identity(out: Output, p: People, master, web: Built, state: RunState) -> list:
+    """Identity truth of CRM master records and web-shop e-mails; alternate-address defects."""
+    t = master.table
+    person = t["person"].to_numpy()
+    pid = np.where(person >= 0, p["person_id"].astype(object)[np.maximum(person, 0)], "")
+    out.append_truth("identity", {"source": np.full(len(t), "crm_master", dtype=object),
+                                  "source_record_id": t["customer_ref"].to_numpy(dtype=object),
+                                  "person_id": pid})
+    ident = web.identity
+    is_test = ident["person_id"].to_numpy(dtype=object) == ""
+    new_test = is_test & ~ident["email"].isin(state.qa_emails).to_numpy()
+    state.qa_emails.update(ident["email"][new_test])
+    ident = ident[~is_test | new_test]
+    out.append_truth("identity", {"source": np.full(len(ident), "webshop", dtype=object),
+                                  "source_record_id": ident["email"].to_numpy(dtype=object),
+                                  "person_id": ident["person_id"].to_numpy(dtype=object)})
+    alt = set(np.strings.lower(p["alt_email"]))
+    is_alt = ident["email"].isin(alt).to_numpy() & (ident["email"] != "").to_numpy()
+    return [defect_frame("webshop", ident["file"].to_numpy(dtype=object)[is_alt],
+                         ident["email"].to_numpy(dtype=object)[is_alt], "alternate_email")]
+
+
+def write_campaigns(out: Output, rng, world: World, p: People, contacts: pd.DataFrame,
+                    pur, order_ref: np.ndarray, gross: np.ndarray, master, refs: dict) -> None:
+    """Contacts, responses (purchases in the window for both groups, clicks) and outcomes."""
+    for ci, c in enumerate(world.campaigns):
+        cc = contacts[contacts["campaign"] == ci]
+        who = cc["person"].to_numpy()
+        start_day, start_s, end_s = campaign_window(c)
+        # The platform addresses the CM record it holds: usually the first, sometimes a newer one.
+        use_dup = (refs["duplicate"][who] != "") & (master.dup_t[who] < start_s) \
+            & (rng.random(len(who)) < DUP_REF_IN_CAMPAIGNS)
+        ref = np.where(use_dup, refs["duplicate"][who], refs["primary"][who])
+        group = np.where(cc["control"].to_numpy(), "control", "treatment")
+        srt = np.argsort(ref, kind="stable")
+        k = len(who)
+        out.append_rows("campaign_contacts", f"campaigns/contacts_{c.campaign_id}.csv", {
+            "campaign_id": np.full(k, c.campaign_id), "customer_ref": ref[srt],
+            "contact_date": np.full(k, c.start.isoformat()), "channel": np.full(k, c.channel),
+            "group": group[srt]})
+        lo, hi = purchases_between(pur, who, start_s, end_s)
+        incremental = cc["incremental"].to_numpy()
+        clicked = (group == "treatment") & (rng.random(k) < np.where(
+            incremental, w.CLICK_P[c.channel][1], w.CLICK_P[c.channel][0]))
+        click_day = start_day + np.minimum(rng.exponential(3.0, clicked.sum()).astype(np.int64),
+                                           w.CAMPAIGN_WINDOW_DAYS - 1)
+        owner, bought = expand_ranges(lo, hi)
+        resp = pd.DataFrame({
+            "customer_ref": np.concatenate([ref[owner], ref[clicked]]),
+            "day": np.concatenate([to_local(pur.t[bought]) // DAY, click_day]),
+            "response_type": np.repeat(["purchase", "click"], [len(owner), clicked.sum()]),
+            "order_id": np.concatenate([order_ref[bought], np.full(clicked.sum(), "")]),
+            "pence": np.concatenate([gross[bought], np.zeros(clicked.sum())]).astype(np.int64),
+        }).sort_values(["day", "customer_ref", "response_type"], kind="stable", ignore_index=True)
+        write_responses(out, c.campaign_id, resp)
+        out.append_truth("campaign_outcomes", {
+            "campaign_id": np.full(k, c.campaign_id), "person_id": p["person_id"][who],
+            "segment": np.array(w.SEGMENTS)[p["segment"][who]], "group": group,
+            "purchased_in_window": np.where(hi > lo, "true", "false"),
+            "incremental": np.where(incremental, "true", "false")})
+
+
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ranges [lo_i, hi_i): (i repeated per element, the elements)."""
+    size = hi - lo
+    owner = np.repeat(np.arange(len(lo)), size)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(size) - size, size)
+    return owner, lo[owner] + offset
+
+
+def write_responses(out: Output, campaign_id: str, resp: pd.DataFrame) -> None:
+    """Append a campaign's responses (value only for purchases)."""
+    value = np.where(resp["response_type"] == "purchase",
+                     money(resp["pence"].to_numpy()).to_numpy(zero_copy_only=False), "")
+    out.append_rows("campaign_responses", f"campaigns/responses_{campaign_id}.csv", {
+        "campaign_id": np.full(len(resp), campaign_id),
+        "customer_ref": resp["customer_ref"].to_numpy(dtype=object),
+        "response_date": format_date(resp["day"].to_numpy(), "iso"),
+        "response_type": resp["response_type"].to_numpy(dtype=object),
+        "order_id": resp["order_id"].to_numpy(dtype=object), "response_value": value})
+
+
+def write_people(out: Output, p: People, dropout_t: np.ndarray, final_tier: np.ndarray) -> None:
+    """Append the people truth of a chunk."""
+    acq_day = to_local(p["acq_t"]) // DAY
+    left = dropout_t != NO_TIME
+    drop_day = to_local(np.where(left, dropout_t, p["acq_t"])) // DAY
+    tf = np.array(["false", "true"], dtype=object)
+    out.append_truth("people", {
+        "person_id": p["person_id"].astype(object),
+        "segment": np.array(w.SEGMENTS, dtype=object)[p["segment"]],
+        "region": np.array(w.REGIONS, dtype=object)[p["region"]],
+        "acquisition_date": format_date(acq_day, "iso"),
+        "acquisition_channel": np.array(w.ACQUISITION_CHANNELS, dtype=object)[p["acq_channel"]],
+        "dropout_date": np.where(left, format_date(drop_day, "iso").to_numpy(zero_copy_only=False),
+                                 ""),
+        "purchase_rate_per_month": np.round(p["rate"], 4),
+        "dropout_prob": p["dropout_prob"],
+        "email_opt_in": tf[p["email_opt_in"].astype(int)],
+        "sms_opt_in": tf[p["sms_opt_in"].astype(int)],
+        "do_not_contact": tf[p["do_not_contact"].astype(int)],
+        "initial_tier": np.array(w.TIERS, dtype=object)[p["tier0"]],
+        "final_tier": np.array(w.TIERS, dtype=object)[final_tier],
+    })
+
+
+def add_effects(state: RunState, contacts: pd.DataFrame, p: People) -> None:
+    """Accumulate treated people's exact expected uplift by campaign and segment."""
+    treated = contacts[~contacts["control"]]
+    seg = p["segment"][treated["person"].to_numpy()]
+    camp = treated["campaign"].to_numpy()
+    np.add.at(state.effect_sum, (camp, seg), treated["effect"].to_numpy())
+    np.add.at(state.effect_n, (camp, seg), 1)
+
+
+def add_cohorts(state: RunState, pur) -> None:
+    """Count active people by cohort (month of first purchase) and months since."""
+    if not len(pur.t):
+        return
+    month = month_index(to_local(pur.t))
+    new_person = np.concatenate([[True], pur.person[1:] != pur.person[:-1]])
+    first_month = month[np.flatnonzero(new_person)][np.cumsum(new_person) - 1]
+    new_pair = new_person | np.concatenate([[True], month[1:] != month[:-1]])
+    np.add.at(state.cohort, (first_month[new_pair], (month - first_month)[new_pair]), 1)
+
+
+def write_final_truth(out: Output, world: World, state: RunState, rates: DefectRates, seed: int,
+                      customers: int, chunk_size: int) -> None:
+    """Cohort retention, category affinity, campaign effects and the run configuration."""
+    rows = []
+    for m0 in range(N_MONTHS):
+        size = state.cohort[m0, 0]
+        if size == 0:
+            continue
+        for k in range(N_MONTHS - m0):
+            rows.append((month_label(m0), k, size, state.cohort[m0, k], state.cohort[m0, k] / size))
+    out.write_truth_frame("cohort_retention", pd.DataFrame(rows, columns=[
+        "cohort_month", "months_since", "cohort_size", "active_customers", "retention_rate"])
+        .round({"retention_rate": 6}))
+    out.write_truth_frame("category_affinity", affinity_truth(state.cooccurrence, state.baskets))
+    out.write_truth_frame("campaign_effects", campaign_effects(world, state))
+    config = {"seed": seed, "N": customers, "chunk_size": chunk_size,
+              "window": [START_DATE.isoformat(), END_DATE.isoformat()],
+              "defect_rates": rates.as_dict(),
+              "segments": {s: {"share": float(w.SEGMENT_SHARE[i]),
+                               "purchase_rate_per_month": float(w.PURCHASE_RATE[i]),
+                               "dropout_prob": float(w.DROPOUT_PROB[i])}
+                           for i, s in enumerate(w.SEGMENTS)},
+              "complaint_dropout_multiplier": w.COMPLAINT_DROPOUT_MULTIPLIER,
+              "control_share": w.CONTROL_SHARE, "campaign_window_days": w.CAMPAIGN_WINDOW_DAYS,
+              "counts": {k: v for k, v in state.summary.items()}}
+    (out.truth / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def campaign_effects(world: World, state: RunState) -> pd.DataFrame:
+    """True uplift by campaign and segment.
+
+    true_uplift is the expected increase in the probability of a purchase in the window for
+    the treated people of the sample (equal to the designed uplift except where a person
+    almost surely buys anyway, e.g. elite customers before Christmas); designed_uplift is the
+    campaign's parameter.
+    """
+    rows = []
+    for ci, c in enumerate(world.campaigns):
+        for si, s in enumerate(w.SEGMENTS):
+            n = state.effect_n[ci, si]
+            true = state.effect_sum[ci, si] / n if n else float(c.uplift[si])
+            rows.append((c.campaign_id, s, round(float(true), 4), float(c.uplift[si])))
+    return pd.DataFrame(rows, columns=["campaign_id", "segment", "true_uplift", "designed_uplift"])
+
+
+def affinity_truth(cooc: np.ndarray, n_orders: int) -> pd.DataFrame:
+    """Designed cross-sell affinity per ordered category pair, and what the orders show.
+
+    affinity: probability that a further line of an order whose first line is from category_a
+    is drawn from category_b because of the affinity (0 for pairs without one).
+    support/confidence/lift: observed over all sales orders (CRM and walk-in).
+    """
+    names = [c[0] for c in w.CATEGORIES]
+    designed = w.designed_affinity()
+    n = max(n_orders, 1)
+    share = np.diag(cooc) / n
+    rows = []
+    for a, na in enumerate(names):
+        for b, nb in enumerate(names):
+            if a == b:
+                continue
+            support = cooc[a, b] / n
+            rows.append((na, nb, round(float(designed[a, b]), 4), round(support, 6),
+                         round(cooc[a, b] / max(cooc[a, a], 1), 6),
+                         round(support / max(share[a] * share[b], 1e-12), 4)))
+    return pd.DataFrame(rows, columns=["category_a", "category_b", "affinity", "support",
+                                       "confidence", "lift"])

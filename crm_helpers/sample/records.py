@@ -1,0 +1,301 @@
+"""Raw records of the operational systems for one chunk: CRM master, tills, web shop, call centre.
+
+Each builder returns plain columns (numpy / pyarrow) plus what the truth needs. Text noise
+(typos, formats, case, whitespace) and missing values are applied here at the configured rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import world as w
+from .clock import DAY, END_S, START_S
+from .people import People, at_local_time, random_postcodes, random_streets
+from .text import cat, one_char_edit, split_email, pad_spaces, vary_case, vary_postcode
+
+YN = np.array(["N", "Y"])
+JUNK_NAMES = np.array([("Test", "Test"), ("test", "test"), ("asdf", "asdf"), ("Test", "User"),
+                       ("Mickey", "Mouse"), ("xxx", "xxx"), ("Donald", "Duck"), ("Qa", "Tester")])
+JUNK_EMAILS = np.array(["test@example.com", "asdf@test.invalid", "noreply@example.com",
+                        "a@test.invalid", "", "test.user@example.com"])
+JUNK_PHONES = np.array(["", "00000 000000", "07000 000000", "123456", "01234 567890"])
+QA_NAMES = np.array([("QA", "Tester"), ("Test", "Order"), ("qa", "qa")])
+
+
+def money(pence: np.ndarray) -> pa.Array:
+    """Pence as exact decimal text with two places ('-12.50')."""
+    pence = np.asarray(pence, dtype=np.int64)
+    a = np.abs(pence)
+    pounds = pc.cast(pa.array(a // 100), pa.string())
+    cents = pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.string()), 2, "0")
+    text = pc.binary_join_element_wise(pounds, cents, ".")
+    return pc.if_else(pa.array(pence < 0), pc.binary_join_element_wise("-", text, ""), text)
+
+
+def _restrictive_split(rng, truth_restrictive: np.ndarray, has_dup: np.ndarray):
+    """Which record(s) carry a restrictive consent value; the truth is the most restrictive.
+
+    Returns (primary_restrictive, duplicate_restrictive). People without a duplicate have
+    exactly the truth; with a duplicate, one record may be more permissive than the truth.
+    """
+    u = rng.random(len(truth_restrictive))
+    split = truth_restrictive & has_dup
+    primary = truth_restrictive & ~(split & (u < 0.15))
+    dup = truth_restrictive & ~(split & (u >= 0.15) & (u < 0.30))
+    return primary, dup
+
+
+@dataclass
+class Master:
+    """CRM master records of a chunk (all columns as text) and per-person links."""
+
+    table: pd.DataFrame  # raw columns + signup_s + person (-1 = junk) + kind
+    email_on_file: np.ndarray  # per person: some master record has an e-mail address
+    phone_on_file: np.ndarray  # per person: some master record has a phone number
+    has_dup: np.ndarray
+    dup_t: np.ndarray
+    dup_new_card: np.ndarray
+
+
+def build_master(rng: np.random.Generator, p: People, rates) -> Master:
+    """Primary record per person, re-registrations for a share, and test/junk records."""
+    n = len(p)
+    phones = p.phone_variants()
+    email = p["email"]
+    alt = p["alt_email"]
+    acq_ch = p["acq_channel"]
+    # Primary record: e-mail sometimes not captured in store/by phone; never both e-mail and
+    # phone missing.
+    no_email = (acq_ch != 1) & (rng.random(n) < rates.master_missing_email)
+    no_phone = ~no_email & (rng.random(n) < rates.master_missing_phone)
+    p_fmt = np.where(rng.random(n) < 0.8, 0, 4)
+    has_dup = rng.random(n) < rates.duplicate_person
+    consent = {}
+    for col, restrictive_is_true in (("email_opt_in", False), ("sms_opt_in", False),
+                                     ("do_not_contact", True)):
+        truth = p[col]
+        restrictive = truth if restrictive_is_true else ~truth
+        a, b = _restrictive_split(rng, restrictive, has_dup)
+        consent[col] = (a, b) if restrictive_is_true else (~a, ~b)
+    missing = {f: rng.random(n) < r for f, r in (("street", rates.missing_address),
+                                                  ("city", rates.missing_address),
+                                                  ("postcode", rates.missing_postcode),
+                                                  ("birth_date", rates.missing_birth_date))}
+    primary = pd.DataFrame({
+        "first_name": vary_case(p["first_name"], rng, 0.02, 0.02),
+        "last_name": vary_case(p["last_name"], rng, 0.03, 0.02),
+        "email": np.where(no_email, "", vary_case(email, rng, 0.0, 0.0, 0.05)),
+        "phone": np.where(no_phone, "", phones[p_fmt, np.arange(n)]),
+        "street": np.where(missing["street"], "", p["street"]),
+        "postcode": np.where(missing["postcode"], "", p["postcode"]),
+        "city": np.where(missing["city"], "", p["city"]),
+        "birth_day": np.where(missing["birth_date"], -10**6, p["birth_day"]),
+        "signup_s": p["acq_t"],
+        "signup_channel": np.array(w.ACQUISITION_CHANNELS)[acq_ch],
+        "loyalty_card": p["card"],
+        **{c: YN[v[0].astype(int)] for c, v in consent.items()},
+        "person": np.arange(n), "kind": "primary",
+    })
+    d = np.flatnonzero(has_dup)
+    dup, dup_t, new_card = _duplicates(rng, p, d, primary, phones, p_fmt, alt)
+    for c, v in consent.items():
+        dup[c] = YN[v[1][d].astype(int)]
+    junk = _junk(rng, rng.binomial(n, rates.test_master_record))
+    table = pd.concat([primary, dup, junk], ignore_index=True)
+    table = table.sort_values(["signup_s", "kind", "person"], kind="stable", ignore_index=True)
+    full_dup_t = np.full(n, np.iinfo(np.int64).max)
+    full_dup_t[d] = dup_t
+    full_new_card = np.zeros(n, dtype=bool)
+    full_new_card[d] = new_card
+    email_on_file, phone_on_file = ~no_email, ~no_phone
+    email_on_file[d] |= dup["email"].to_numpy(dtype=str) != ""
+    phone_on_file[d] |= dup["phone"].to_numpy(dtype=str) != ""
+    return Master(table, email_on_file, phone_on_file, has_dup, full_dup_t, full_new_card)
+
+
+def _duplicates(rng, p, d, primary, phones, p_fmt, alt):
+    """Re-registrations of people d with typical variations.
+
+    Variations are drawn as flags first; then every duplicate is made to keep at least two of
+    {phone, e-mail, name (up to a typo), postcode, birth date} in common with the person's
+    primary record by undoing variations where needed; only then are the values written.
+    """
+    k = len(d)
+    typo = rng.random(k) < 0.35
+    on_first = rng.random(k) < 0.5
+    swapped = rng.random(k) < 0.08
+    u = rng.random(k)
+    email_missing = u < 0.2
+    use_alt = (u >= 0.2) & (u < 0.3) & (alt[d] != "")
+    phone_missing = (rng.random(k) < 0.2) & ~email_missing
+    moved = rng.random(k) < 0.1
+    dob_missing = rng.random(k) < 0.15
+    prim = primary.iloc[d]
+    prim_phone = prim["phone"].to_numpy(dtype=str) != ""
+    prim_email = prim["email"].to_numpy(dtype=str) != ""
+    prim_postcode = prim["postcode"].to_numpy(dtype=str) != ""
+    prim_dob = prim["birth_day"].to_numpy() > -10**6
+    for fix in ("phone", "email", "postcode", "dob", "name"):
+        shared = ((~phone_missing & prim_phone).astype(int)
+                  + (~email_missing & ~use_alt & prim_email) + ~swapped
+                  + (~moved & prim_postcode) + (~dob_missing & prim_dob))
+        short = shared < 2
+        if fix == "phone":
+            phone_missing &= ~short
+        elif fix == "email":
+            email_missing &= ~short
+            use_alt &= ~short
+        elif fix == "postcode":
+            moved &= ~short
+        elif fix == "dob":
+            dob_missing &= ~short
+        else:
+            swapped &= ~short
+    first = p["first_name"][d]
+    last = p["last_name"][d]
+    first = np.where(typo & on_first, one_char_edit(first, rng), first)
+    last = np.where(typo & ~on_first, one_char_edit(last, rng), last)
+    first, last = np.where(swapped, last, first), np.where(swapped, first, last)
+    first = pad_spaces(vary_case(first, rng, 0.08, 0.08), rng, 0.1)
+    last = pad_spaces(vary_case(last, rng, 0.10, 0.08), rng, 0.1)
+    email = np.where(use_alt, alt[d], p["email"][d])
+    email = pad_spaces(vary_case(email, rng, 0.05, 0.0, 0.15), rng, 0.05)
+    email = np.where(email_missing, "", email)
+    fmt = (p_fmt[d] + rng.integers(1, 5, k)) % 5  # always another format than the primary
+    phone = np.where(phone_missing, "", phones[fmt, d])
+    city_idx = p["city_idx"][d]
+    postcode = np.where(moved, random_postcodes(rng, city_idx), p["postcode"][d])
+    postcode = vary_postcode(postcode, rng, 0.25)
+    street = np.where(moved, random_streets(rng, k), p["street"][d])
+    acq = p["acq_t"][d]
+    channel = rng.choice(3, k, p=w.ACQUISITION_P)
+    t = acq + (rng.random(k) * (END_S - acq)).astype(np.int64)
+    t = np.clip(at_local_time(rng, t, channel), acq + 3600, END_S - 60)
+    new_card = p["has_card"][d] & (rng.random(k) < 0.3)
+    table = pd.DataFrame({
+        "first_name": first, "last_name": last, "email": email, "phone": phone,
+        "street": street, "postcode": postcode, "city": p["city"][d],
+        "birth_day": np.where(dob_missing, -10**6, p["birth_day"][d]),
+        "signup_s": t, "signup_channel": np.array(w.ACQUISITION_CHANNELS)[channel],
+        "loyalty_card": np.where(new_card, p["new_card"][d], ""),
+        "person": d, "kind": "duplicate",
+    })
+    return table, t, new_card
+
+
+def _junk(rng: np.random.Generator, k: int) -> pd.DataFrame:
+    """Test and junk sign-ups (staff trying the form, keyboard mashing)."""
+    names = JUNK_NAMES[rng.integers(0, len(JUNK_NAMES), k)]
+    email = JUNK_EMAILS[rng.integers(0, len(JUNK_EMAILS), k)]
+    numbered = rng.random(k) < 0.5
+    local, domain = split_email(email)
+    email = np.where(numbered & (email != ""),
+                     cat(local, rng.integers(1, 999, k).astype(str), "@", domain), email)
+    t = START_S + (rng.random(k) * (END_S - START_S - DAY)).astype(np.int64)
+    return pd.DataFrame({
+        "first_name": names[:, 0], "last_name": names[:, 1], "email": email,
+        "phone": JUNK_PHONES[rng.integers(0, len(JUNK_PHONES), k)],
+        "street": np.where(rng.random(k) < 0.5, "1 Test Street", ""),
+        "postcode": np.array(["", "XX1 1XX", "AB1 2CD"])[rng.integers(0, 3, k)],
+        "city": np.where(rng.random(k) < 0.5, "Testville", ""),
+        "birth_day": np.where(rng.random(k) < 0.5, -25567, -10**6),  # 01/01/1900 or empty
+        "signup_s": at_local_time(rng, t, rng.integers(0, 3, k)),
+        "signup_channel": np.array(w.ACQUISITION_CHANNELS)[rng.integers(0, 3, k)],
+        "loyalty_card": "",
+        "email_opt_in": YN[rng.integers(0, 2, k)], "sms_opt_in": YN[rng.integers(0, 2, k)],
+        "do_not_contact": "N", "person": -1, "kind": "junk",
+    })
+
+
+def typed_emails(rng: np.random.Generator, email: np.ndarray) -> np.ndarray:
+    """E-mail addresses as typed: case and surrounding spaces vary."""
+    return pad_spaces(vary_case(email, rng, 0.04, 0.0, 0.12), rng, 0.08)
+
+
+def _variants(*forms: np.ndarray) -> pa.Array:
+    """Several written forms of a per-person value, flattened form-major for pa.take."""
+    return pa.array(np.concatenate(forms), pa.string())
+
+
+def _pick(rng, k: int, probs) -> np.ndarray:
+    return rng.choice(len(probs), k, p=np.asarray(probs) / np.sum(probs))
+
+
+def web_customer_fields(rng, p: People, person: np.ndarray, rates) -> dict:
+    """Customer fields typed on each web order of the given people (pyarrow arrays).
+
+    Each field has a few written forms per person (e.g. the e-mail as is, Title-cased, upper
+    case, with a leading or trailing space); each order picks one, so the work per order is an
+    index computation and one take.
+    """
+    n, k = p.n, len(person)
+    main, alt = p["email"], p["alt_email"]
+    email_forms = _variants(*(f(e) for e in (main, alt) for f in (
+        lambda e: e, np.strings.title, np.strings.upper, lambda e: cat(" ", e),
+        lambda e: cat(e, " "))))
+    use_alt = (alt[person] != "") & (rng.random(k) < rates.alternate_email_order_share)
+    form = _pick(rng, k, [0.76, 0.12, 0.04, 0.04, 0.04]) + 5 * use_alt
+    phones = p.phone_variants()
+    phone_forms = _variants(phones[0], phones[1], phones[4], np.full(n, ""))
+    phone = np.where(rng.random(k) < rates.missing_web_phone, 3, _pick(rng, k, [1, 1, 1]))
+    first, last, postcode = p["first_name"], p["last_name"], p["postcode"]
+    lower = (rng.random(k) < 0.04).astype(np.int64)
+    pc_form = _pick(rng, k, [0.9, 0.05, 0.05])
+    at = pa.array(person)
+    return {
+        "email": email_forms.take(pa.array(form * n + person)),
+        "first_name": _variants(first, np.strings.lower(first)).take(pa.array(lower * n + person)),
+        "last_name": _variants(last, np.strings.lower(last)).take(pa.array(lower * n + person)),
+        "phone": phone_forms.take(pa.array(phone * n + person)),
+        "street": pa.array(p["street"], pa.string()).take(at),
+        "postcode": _variants(postcode, np.strings.replace(postcode, " ", ""),
+                              np.strings.lower(postcode)).take(pa.array(pc_form * n + person)),
+        "city": pa.array(p["city"], pa.string()).take(at),
+        "marketing_opt_in": p["email_opt_in"][person],
+    }
+
+
+def qa_customer_fields(rng, k: int) -> dict:
+    """Customer fields of web test orders placed by the QA team."""
+    names = QA_NAMES[rng.integers(0, len(QA_NAMES), k)]
+    plus = rng.random(k) < 0.5
+    email = np.where(plus, cat("qa+", rng.integers(1, 30, k).astype(str), "@", w.SHOP_DOMAIN),
+                     f"qa@{w.SHOP_DOMAIN}")
+    text = {"email": typed_emails(rng, email), "first_name": names[:, 0],
+            "last_name": names[:, 1], "phone": np.full(k, ""),
+            "street": np.full(k, "1 Test Street"), "postcode": np.full(k, "ZZ99 9ZZ"),
+            "city": np.full(k, "Testville")}
+    out = {c: pa.array(v, pa.string()) for c, v in text.items()}
+    out["marketing_opt_in"] = np.zeros(k, dtype=bool)
+    return out
+
+
+def tickets(rng: np.random.Generator, p: People, person: np.ndarray, rates) -> pd.DataFrame:
+    """Caller details as typed by call-centre agents."""
+    k = len(person)
+    first = p["first_name"][person]
+    last = p["last_name"][person]
+    typo = rng.random(k) < rates.callcentre_name_typo
+    on_first = rng.random(k) < 0.5
+    first, last = first.astype(object), last.astype(object)  # typos may lengthen a name
+    first[typo & on_first] = one_char_edit(first[typo & on_first], rng)
+    last[typo & ~on_first] = one_char_edit(last[typo & ~on_first], rng)
+    first, last = first.astype(str), last.astype(str)
+    surname_first = rng.random(k) < 0.5
+    name = np.where(surname_first, cat(np.strings.upper(last), ", ", first), cat(first, " ", last))
+    alt = p["alt_email"][person]
+    email = np.where((alt != "") & (rng.random(k) < 0.15), alt,
+                     p["email"][person])
+    no_email = rng.random(k) < rates.callcentre_missing_email
+    email = np.where(no_email, "", vary_case(email, rng, 0.05, 0.0, 0.10))
+    phone = p.phone_variants()[rng.integers(0, 5, k), person]
+    phone = np.where(~no_email & (rng.random(k) < 0.03), "", phone)
+    postcode = vary_postcode(p["postcode"][person], rng, 0.3)
+    postcode = np.where(rng.random(k) < rates.callcentre_missing_postcode, "", postcode)
+    return pd.DataFrame({"caller_name": name, "caller_email": email, "caller_phone": phone,
+                         "caller_postcode": postcode, "name_typo": typo})

@@ -1,0 +1,360 @@
+"""The fixed world of the sample retailer: places, names, stores, catalogue and campaigns.
+
+Everything here is either a constant or drawn once from the *world* random generator, so it is
+identical for every chunk of people and independent of the number of customers.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+SHOP_DOMAIN = "harbourandhearth.co.uk"
+
+# --- Segments --------------------------------------------------------------------------------
+# Latent customer segments. Rates are purchases per month while alive; dropout is the chance of
+# leaving after each purchase (buy-till-you-die). Tier and basket parameters make spend differ.
+SEGMENTS = ("elite", "loyal", "regular", "occasional")
+SEGMENT_SHARE = np.array([0.03, 0.17, 0.40, 0.40])
+PURCHASE_RATE = np.array([2.5, 1.0, 0.4, 0.15])  # per month, segment mean
+RATE_SHAPE = np.array([6.0, 4.0, 3.0, 2.5])  # gamma shape of the personal rate around the mean
+DROPOUT_PROB = np.array([0.01, 0.03, 0.08, 0.35])  # per purchase
+CALL_RATE = np.array([0.03, 0.02, 0.016, 0.013])  # call-centre contacts per month, segment mean
+EXTRA_LINE_PROB = np.array([0.45, 0.35, 0.25, 0.18])  # lines per order = 1 + Binomial(3, p)
+EXTRA_QTY_MEAN = np.array([0.35, 0.25, 0.15, 0.1])  # qty = 1 + Poisson(mean)
+INITIAL_TIER_P = np.array(
+    [[0.10, 0.30, 0.60], [0.30, 0.45, 0.25], [0.50, 0.35, 0.15], [0.70, 0.25, 0.05]]
+)
+TIER_UP_P = np.array([0.05, 0.04, 0.03, 0.02])  # chance of moving up a tier at a purchase
+TIER_DOWN_P = np.array([0.01, 0.02, 0.04, 0.06])
+BASE_UPLIFT = np.array([0.02, 0.04, 0.07, 0.10])  # campaign uplift by segment (before noise)
+COMPLAINT_DROPOUT_MULTIPLIER = 3.0
+TIERS = ("basic", "plus", "premium")
+OWN_TIER_SHARE = 0.85  # share of order lines taken from the customer's current tier
+
+# --- Channels --------------------------------------------------------------------------------
+ACQUISITION_CHANNELS = ("store", "web", "callcentre")
+ACQUISITION_P = np.array([0.55, 0.35, 0.10])
+CARD_P = np.array([0.95, 0.35, 0.50])  # chance of holding a loyalty card, by acquisition channel
+STORE_PREFERENCE = np.array([0.80, 0.25, 0.55])  # mean share of purchases made in store
+EMAIL_OPT_IN_P, SMS_OPT_IN_P, DO_NOT_CONTACT_P = 0.62, 0.38, 0.03
+
+REASON_CODES = ("COMPLAINT", "DELIVERY", "BILLING", "PRODUCT_INFO", "RETURN", "ACCOUNT")
+REASON_P = np.array([0.15, 0.25, 0.12, 0.20, 0.15, 0.13])
+OUTCOMES = ("resolved", "escalated", "callback")
+OUTCOME_P = np.array([[0.45, 0.35, 0.20], [0.75, 0.05, 0.20]])  # row 0: complaints, row 1: others
+
+# --- Places ----------------------------------------------------------------------------------
+REGIONS = ("London", "South East", "Midlands", "North West", "Yorkshire & North East", "Scotland")
+REGION_P = np.array([0.24, 0.20, 0.17, 0.15, 0.13, 0.11])
+# city, region index, postcode areas
+CITIES = (
+    ("London", 0, ("E", "N", "SE", "SW", "W", "NW")),
+    ("Brighton", 1, ("BN",)),
+    ("Reading", 1, ("RG",)),
+    ("Guildford", 1, ("GU",)),
+    ("Canterbury", 1, ("CT",)),
+    ("Birmingham", 2, ("B",)),
+    ("Nottingham", 2, ("NG",)),
+    ("Leicester", 2, ("LE",)),
+    ("Coventry", 2, ("CV",)),
+    ("Manchester", 3, ("M",)),
+    ("Liverpool", 3, ("L",)),
+    ("Preston", 3, ("PR",)),
+    ("Leeds", 4, ("LS",)),
+    ("Sheffield", 4, ("S",)),
+    ("Newcastle upon Tyne", 4, ("NE",)),
+    ("York", 4, ("YO",)),
+    ("Glasgow", 5, ("G",)),
+    ("Edinburgh", 5, ("EH",)),
+    ("Aberdeen", 5, ("AB",)),
+    ("Dundee", 5, ("DD",)),
+)
+STORES = (
+    ("S001", "London Oxford Street", 0),
+    ("S002", "London Westfield Stratford", 0),
+    ("S003", "London Clapham", 0),
+    ("S004", "London Islington", 0),
+    ("S005", "Brighton Churchill Square", 1),
+    ("S006", "Reading Oracle", 1),
+    ("S007", "Guildford High Street", 1),
+    ("S008", "Canterbury Whitefriars", 1),
+    ("S009", "Birmingham Bullring", 2),
+    ("S010", "Nottingham Victoria", 2),
+    ("S011", "Leicester Highcross", 2),
+    ("S012", "Coventry West Orchards", 2),
+    ("S013", "Manchester Arndale", 3),
+    ("S014", "Liverpool One", 3),
+    ("S015", "Preston Fishergate", 3),
+    ("S016", "Manchester Trafford", 3),
+    ("S017", "Leeds Briggate", 4),
+    ("S018", "Sheffield Meadowhall", 4),
+    ("S019", "Newcastle Eldon Square", 4),
+    ("S020", "York Coppergate", 4),
+    ("S021", "Glasgow Buchanan Street", 5),
+    ("S022", "Edinburgh Princes Street", 5),
+    ("S023", "Aberdeen Union Square", 5),
+    ("S024", "Dundee Overgate", 5),
+)
+TRAINING_STORE = ("S000", "Training till", 0)
+HOME_STORE_SHARE = 0.85
+STREET_STEMS = (
+    "Church", "High", "Station", "Victoria", "Park", "Mill", "School", "Queens", "Kings",
+    "Manor", "Grange", "Chestnut", "Oak", "Elm", "Willow", "Meadow", "Orchard", "Springfield",
+    "Highfield", "Windsor", "York", "Albert", "Alexandra", "Beech", "Birch", "Cedar", "Clarence",
+    "Farm", "Green", "Hill", "Lime", "Maple", "North", "South", "West", "Poplar", "Priory",
+    "Richmond", "Rose", "St Johns", "St Marys", "Stanley", "Sycamore", "The Crescent", "Market",
+    "Bridge", "Castle", "Abbey", "Heath", "Hawthorn", "Holly", "Ivy", "Jubilee", "Lancaster",
+    "Marlborough", "Nelson", "Norfolk", "Osborne", "Rectory", "Sandy",
+)
+STREET_SUFFIXES = ("Road", "Street", "Lane", "Avenue", "Close", "Drive", "Way", "Gardens",
+                   "Crescent", "Terrace", "Place", "Grove")
+POSTCODE_UNIT_LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
+
+# --- Names -----------------------------------------------------------------------------------
+FIRST_NAMES = (
+    "Oliver", "George", "Harry", "Noah", "Jack", "Leo", "Arthur", "Muhammad", "Oscar", "Charlie",
+    "Jacob", "Thomas", "Henry", "William", "Joshua", "James", "Alfie", "Freddie", "Theo", "Archie",
+    "Isaac", "Alexander", "Edward", "Finley", "Max", "Lucas", "Logan", "Ethan", "Teddy", "Mason",
+    "Daniel", "Samuel", "Joseph", "Harrison", "Sebastian", "Adam", "Reuben", "Elijah", "Benjamin",
+    "Albie", "Dylan", "Arlo", "Louie", "Jaxon", "Rory", "Toby", "Tommy", "Hugo", "Ezra", "Frankie",
+    "Ronnie", "Jude", "Zachary", "David", "Michael", "Andrew", "Paul", "Mark", "Stephen", "Peter",
+    "Richard", "John", "Robert", "Christopher", "Matthew", "Anthony", "Simon", "Gary", "Ian",
+    "Kevin", "Neil", "Graham", "Colin", "Keith", "Stuart", "Martin", "Philip", "Nigel", "Adrian",
+    "Darren", "Wayne", "Craig", "Lee", "Jason", "Dean", "Carl", "Scott", "Ross", "Jamie", "Liam",
+    "Connor", "Callum", "Kieran", "Declan", "Ryan", "Aaron", "Nathan", "Luke", "Owen", "Rhys",
+    "Gareth", "Dafydd", "Hamish", "Angus", "Fraser", "Euan", "Alistair", "Malcolm", "Duncan",
+    "Niall", "Seán", "Ciarán", "Eóin", "Pádraig", "Oisín", "Cillian", "Darragh", "Tadhg",
+    "José", "Raúl", "Joaquín", "Andrés", "Ángel", "Jesús", "François", "Jérôme", "Rémi", "Loïc",
+    "Björn", "Søren", "Jürgen", "Günter", "Stefan", "Marco", "Luca", "Matteo", "Giovanni", "Piotr",
+    "Tomasz", "Mateusz", "Kamil", "Ahmed", "Omar", "Yusuf", "Ibrahim", "Hassan", "Ali", "Bilal",
+    "Raj", "Arjun", "Rohan", "Vikram", "Sanjay", "Amit", "Kwame", "Kofi", "Chidi", "Emeka",
+    "Olivia", "Amelia", "Isla", "Ava", "Ivy", "Freya", "Lily", "Florence", "Mia", "Willow",
+    "Rosie", "Sophia", "Isabella", "Grace", "Daisy", "Sienna", "Poppy", "Elsie", "Emily", "Ella",
+    "Evelyn", "Phoebe", "Sofia", "Evie", "Charlotte", "Harper", "Millie", "Matilda", "Maya",
+    "Sophie", "Alice", "Emilia", "Isabelle", "Ruby", "Luna", "Maisie", "Aria", "Penelope", "Mila",
+    "Bonnie", "Eva", "Hallie", "Eliza", "Ada", "Violet", "Esme", "Arabella", "Imogen", "Jessica",
+    "Sarah", "Emma", "Laura", "Rebecca", "Hannah", "Katie", "Lauren", "Amy", "Rachel", "Gemma",
+    "Claire", "Nicola", "Helen", "Louise", "Joanne", "Lisa", "Karen", "Julie", "Susan", "Angela",
+    "Tracey", "Dawn", "Donna", "Michelle", "Kelly", "Natalie", "Samantha", "Victoria", "Catherine",
+    "Elizabeth", "Margaret", "Patricia", "Linda", "Barbara", "Jennifer", "Deborah", "Alison",
+    "Fiona", "Kirsty", "Morag", "Ailsa", "Eilidh", "Catriona", "Shona", "Rhiannon", "Cerys",
+    "Seren", "Ffion", "Carys", "Bethan", "Siobhán", "Niamh", "Aoife", "Róisín", "Saoirse",
+    "Caoimhe", "Clodagh", "Orla", "Sinéad", "Méabh", "Zoë", "Chloë", "Renée", "Anaïs", "Léa",
+    "Noémie", "Hélène", "Agnès", "Céline", "Inés", "María", "Lucía", "Mónica", "Begoña", "Inês",
+    "Françoise", "Dörte", "Jürgen", "Annika", "Ingrid", "Astrid", "Sigrún", "Giulia", "Chiara",
+    "Francesca", "Aleksandra", "Agnieszka", "Katarzyna", "Magdalena", "Fatima", "Aisha", "Zainab",
+    "Maryam", "Amina", "Layla", "Priya", "Anjali", "Deepa", "Sunita", "Kavita", "Ngozi", "Chiamaka",
+    "Adaeze", "Abena", "Efua", "Mei", "Ling", "Yuki", "Hana", "Ana", "Beatriz", "Carmen", "Dolores",
+    "Nadia", "Yasmin", "Leila", "Tamsin", "Jemima", "Harriet", "Beatrice", "Cressida", "Octavia",
+    "Philippa", "Rosalind", "Gwendolyn", "Wilhelmina", "Constance", "Edith", "Mabel", "Winifred",
+)
+COMMON_SURNAMES = (
+    "Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas",
+    "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards", "Hughes",
+    "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood", "Turner", "Martin",
+    "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee", "King", "Baker", "Harrison",
+    "Morgan", "Allen", "James", "Scott", "Phillips", "Watson", "Davis", "Parker", "Price",
+    "Bennett", "Young", "Griffiths", "Mitchell", "Kelly", "Cook", "Carter", "Richardson", "Bailey",
+    "Collins", "Bell", "Shaw", "Murphy", "Miller", "Cox", "Richards", "Khan", "Marshall",
+    "Anderson", "Simpson", "Ellis", "Adams", "Singh", "Begum", "Wilkinson", "Foster", "Chapman",
+    "Powell", "Webb", "Rogers", "Gray", "Mason", "Ali", "Hunt", "Hussain", "Campbell", "Matthews",
+    "Owen", "Palmer", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler", "Russell",
+    "Barker", "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Graham", "Pearson",
+    "Ahmed", "Fletcher", "Walsh", "Kaur", "Gibson", "Howard", "Andrews", "Stewart", "Elliott",
+    "Reynolds", "Saunders", "Payne", "Fox", "Ford", "Pearce", "Day", "Brooks", "West", "Lawrence",
+    "Cole", "Atkinson", "Bradley", "Spencer", "Gill", "Dawson", "Ball", "Burton", "O'Brien",
+    "Watts", "Rose", "Booth", "Perry", "Ryan", "Grant", "Wells", "Armstrong", "Francis", "Rees",
+    "Hayes", "Hart", "Hudson", "Newman", "Barrett", "Webster", "Hunter", "Gregory", "Carr", "Lowe",
+    "Page", "Marsh", "Riley", "Dunn", "Woods", "Parsons", "Berry", "Stone", "Reid", "Holland",
+    "Hawkins", "Harding", "Porter", "Robertson", "Newton", "Oliver", "Reed", "Kennedy", "Williamson",
+    "Bird", "Gardner", "Shah", "Dodd", "Macdonald", "McDonald", "O'Connor", "O'Neill", "Doyle",
+    "Quinn", "Nowak", "Kowalski", "Müller", "García", "Fernández", "López", "Martínez", "Sánchez",
+    "Pérez", "Gómez", "Núñez", "Peña", "Rossi", "Bianchi", "Okafor", "Mensah", "Nguyen", "Chen",
+    "Wang", "Kim", "Tanaka", "Sharma", "Gupta", "Chowdhury", "Rahman", "Mahmood", "Iqbal",
+)
+# Rarer surnames are built from English place-name syllables so that full names rarely repeat.
+_SURNAME_HEADS = (
+    "Ash", "Brad", "Black", "Brook", "Cald", "Card", "Craw", "Dal", "Dun", "Ell", "Fair", "Farr",
+    "Gil", "Grant", "Hal", "Hart", "Hol", "Kings", "Lang", "Lind", "Mar", "Mel", "Mor", "Nor",
+    "Oak", "Pem", "Ram", "Red", "Ros", "Rad", "Sal", "Sher", "Stan", "Stock", "Thorn", "Wal",
+    "War", "Whit", "Wood", "Wyn", "Alder", "Bex", "Bram", "Chel", "Cran", "Dray", "East", "Fen",
+    "Gold", "Haw", "Kel", "Lox", "Middle", "New", "Pen", "Rich", "Shel", "Tal", "Upp", "Wex",
+    "Ayles", "Bur", "Cob", "Der", "Eg", "Frod", "Glen", "Hex", "Ing", "Knot", "Lam", "Mox",
+)
+_SURNAME_TAILS = (
+    "ford", "ley", "ton", "wood", "field", "well", "by", "ham", "worth", "more", "stone", "bridge",
+    "combe", "dale", "hurst", "man", "son", "er", "ing", "wick", "croft", "shaw", "thwaite", "bury",
+    "cott", "den", "don", "gate", "hill", "holme", "land", "low", "mere", "mouth", "ridge", "sey",
+    "stead", "well", "win", "brook", "burn", "cliffe", "ell", "ington", "ock",
+)
+
+
+def ascii_fold(text: str) -> str:
+    """Lower-case ASCII form of a name for e-mail addresses (Zoë -> zoe, O'Brien -> obrien)."""
+    folded = unicodedata.normalize("NFKD", text.replace("ø", "o").replace("Ø", "O"))
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return "".join(c for c in folded.lower() if c.isalnum())
+
+
+@dataclass(frozen=True)
+class NameBook:
+    """Name lists with sampling weights and their ASCII forms (for e-mail addresses)."""
+
+    first: np.ndarray
+    first_ascii: np.ndarray
+    first_p: np.ndarray
+    last: np.ndarray
+    last_ascii: np.ndarray
+    last_p: np.ndarray
+
+
+def build_name_book() -> NameBook:
+    """Deduplicated first names and surnames with Zipf-like popularity.
+
+    Common surnames carry about 45% of the mass; the syllable surnames share the rest, so that
+    different people rarely share first name, surname and postcode.
+    """
+    first = np.array(list(dict.fromkeys(FIRST_NAMES)))
+    common = list(dict.fromkeys(COMMON_SURNAMES))
+    built = [h + t for h in _SURNAME_HEADS for t in _SURNAME_TAILS]
+    built = [s for s in dict.fromkeys(built) if s not in common]
+    last = np.array(common + built)
+    first_p = 1.0 / (np.arange(len(first)) + 15.0) ** 0.8
+    common_p = 1.0 / (np.arange(len(common)) + 5.0) ** 0.9
+    common_p = 0.45 * common_p / common_p.sum()
+    built_p = np.full(len(built), 0.55 / len(built))
+    last_p = np.concatenate([common_p, built_p])
+    return NameBook(
+        first=first,
+        first_ascii=np.array([ascii_fold(s) for s in first]),
+        first_p=first_p / first_p.sum(),
+        last=last,
+        last_ascii=np.array([ascii_fold(s) for s in last]),
+        last_p=last_p / last_p.sum(),
+    )
+
+
+EMAIL_PROVIDERS = ("gmail.com", "hotmail.co.uk", "outlook.com", "yahoo.co.uk", "btinternet.com",
+                   "icloud.com", "sky.com", "live.co.uk", "aol.com", "virginmedia.com")
+EMAIL_PROVIDER_P = np.array([0.34, 0.15, 0.12, 0.10, 0.08, 0.08, 0.05, 0.04, 0.02, 0.02])
+
+# --- Catalogue -------------------------------------------------------------------------------
+# category, base price (GBP, basic tier), popularity, product nouns
+CATEGORIES = (
+    ("Clothing", 22.0, 0.22, ("T-Shirt", "Jumper", "Shirt", "Jeans")),
+    ("Footwear", 45.0, 0.10, ("Trainers", "Boots", "Sandals", "Slippers")),
+    ("Accessories", 15.0, 0.12, ("Scarf", "Belt", "Wallet", "Umbrella")),
+    ("Home", 30.0, 0.14, ("Cushion", "Throw", "Lamp", "Vase")),
+    ("Kitchen", 25.0, 0.12, ("Saucepan", "Knife Set", "Mug Set", "Chopping Board")),
+    ("Beauty", 12.0, 0.13, ("Hand Cream", "Shower Gel", "Candle", "Face Serum")),
+    ("Electronics", 60.0, 0.09, ("Headphones", "Speaker", "Charger", "Smart Plug")),
+    ("Garden", 20.0, 0.08, ("Planter", "Trowel Set", "Bird Feeder", "Hose")),
+)
+TIER_LABEL = ("Essential", "Select", "Signature")
+TIER_PRICE_FACTOR = np.array([1.0, 1.9, 3.6])
+TIER_COST_SHARE = np.array([0.68, 0.56, 0.44])  # unit cost / list price: margin grows with tier
+# Cross-sell: (category a, category b, weight). An order whose first line is from a draws each
+# further line from an affinity partner with probability AFFINITY_SHARE[a] (partners by weight).
+AFFINITY_PAIRS = (
+    ("Clothing", "Footwear", 0.65), ("Clothing", "Accessories", 0.35),
+    ("Footwear", "Clothing", 0.7), ("Footwear", "Accessories", 0.3),
+    ("Accessories", "Clothing", 0.5), ("Accessories", "Footwear", 0.5),
+    ("Home", "Kitchen", 0.6), ("Home", "Garden", 0.4),
+    ("Kitchen", "Home", 1.0), ("Garden", "Home", 1.0), ("Electronics", "Home", 1.0),
+)
+AFFINITY_SHARE = {"Clothing": 0.65, "Footwear": 0.6, "Accessories": 0.4, "Home": 0.55,
+                  "Kitchen": 0.5, "Garden": 0.5, "Electronics": 0.35, "Beauty": 0.0}
+
+# --- Campaigns -------------------------------------------------------------------------------
+CAMPAIGN_WINDOW_DAYS = 30
+CONTROL_SHARE = 0.20
+# campaign_id, name, channel, start date, offer
+CAMPAIGNS = (
+    ("C01", "Spring refresh 2023", "email", date(2023, 4, 3), "15% off home and garden"),
+    ("C02", "Summer SMS flash", "sms", date(2023, 7, 3), "20% off one item"),
+    ("C03", "Black Friday 2023", "email", date(2023, 11, 13), "25% off everything"),
+    ("C04", "New year win-back", "email", date(2024, 1, 15), "GBP 10 off GBP 50"),
+    ("C05", "Loyalty double points", "sms", date(2024, 5, 6), "double loyalty points"),
+    ("C06", "Autumn style", "email", date(2024, 9, 16), "free delivery"),
+    ("C07", "Spring SMS 2025", "sms", date(2025, 3, 10), "15% off one item"),
+    ("C08", "Summer sale 2025", "email", date(2025, 6, 23), "up to 40% off"),
+)
+CLICK_P = {"email": (0.10, 0.55), "sms": (0.05, 0.40)}  # (baseline, if an incremental purchase)
+
+
+def build_products(rng: np.random.Generator) -> pd.DataFrame:
+    """Catalogue of 8 categories x 3 tiers x 3-4 products with list price and unit cost."""
+    rows = []
+    for c, (category, base, _, nouns) in enumerate(CATEGORIES):
+        for t, tier in enumerate(TIERS):
+            n_products = 3 + int(rng.random() < 0.5)
+            for k in range(n_products):
+                noun = nouns[(k + t) % len(nouns)]
+                price = base * TIER_PRICE_FACTOR[t] * rng.uniform(0.7, 1.4)
+                list_pence = int(np.floor(price)) * 100 + 99
+                cost_share = TIER_COST_SHARE[t] * rng.uniform(0.92, 1.08)
+                rows.append({
+                    "sku": f"{category[:3].upper()}-{tier[0].upper()}{k + 1:02d}",
+                    "product_name": f"{TIER_LABEL[t]} {noun}",
+                    "category": category,
+                    "tier": tier,
+                    "list_pence": list_pence,
+                    "cost_pence": int(round(list_pence * cost_share)),
+                    "category_idx": c,
+                    "tier_idx": t,
+                })
+    return pd.DataFrame(rows)
+
+
+def affinity_matrix() -> np.ndarray:
+    """Row-stochastic matrix: category of a further order line given the first line's category."""
+    names = [c[0] for c in CATEGORIES]
+    popularity = np.array([c[2] for c in CATEGORIES])
+    popularity = popularity / popularity.sum()
+    partners = np.zeros((len(names), len(names)))
+    for a, b, w in AFFINITY_PAIRS:
+        partners[names.index(a), names.index(b)] = w
+    share = np.array([AFFINITY_SHARE[n] for n in names])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        partners = np.nan_to_num(partners / partners.sum(axis=1, keepdims=True))
+    return share[:, None] * partners + (1 - share[:, None]) * popularity[None, :]
+
+
+def designed_affinity() -> np.ndarray:
+    """Probability that a further line comes from b *because of* the affinity with first line a."""
+    names = [c[0] for c in CATEGORIES]
+    out = np.zeros((len(names), len(names)))
+    for a, b, w in AFFINITY_PAIRS:
+        ia = names.index(a)
+        total = sum(w2 for a2, _, w2 in AFFINITY_PAIRS if a2 == a)
+        out[ia, names.index(b)] = AFFINITY_SHARE[a] * w / total
+    return out
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One e-mail or SMS campaign with its targeting share and true uplift by segment."""
+
+    campaign_id: str
+    name: str
+    channel: str
+    start: date
+    offer: str
+    target_share: float
+    uplift: np.ndarray  # by segment index
+
+
+def build_campaigns(rng: np.random.Generator) -> list[Campaign]:
+    """The campaign calendar; uplifts differ by segment and a little by campaign."""
+    out = []
+    for cid, name, channel, start, offer in CAMPAIGNS:
+        strength = rng.uniform(0.75, 1.25)
+        uplift = np.clip(BASE_UPLIFT * strength * rng.uniform(0.85, 1.15, 4), 0.01, 0.15)
+        out.append(Campaign(cid, name, channel, start, offer, float(rng.uniform(0.5, 0.9)),
+                            np.round(uplift, 3)))
+    return out
