@@ -144,7 +144,8 @@ def _validate_source(name: str, spec: dict, where: str) -> dict:
         raise SourceError(name, where, column, message)
     files = spec.get("files")
     out = {"files": [files] if isinstance(files, str) else files,
-           "format": str(spec.get("format", "csv")).lower(), "delimiter": spec.get("delimiter", ","),
+           "format": str(spec.get("format", "csv")).lower(),
+           "delimiter": spec.get("delimiter", ","),
            "encoding": ENCODINGS.get(str(spec.get("encoding", "utf-8")).lower()),
            "date_format": spec.get("date_format"), "timestamp_format": spec.get("timestamp_format"),
            "timezone": spec.get("timezone", "UTC"), "tables": {}}
@@ -225,7 +226,8 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         sources_file = sources_file if sources_file.exists() else config.SAMPLE_SOURCES_YML
     sources = load_sources(sources_file)
     raw = config.raw_dir(data_dir)
-    jobs = [(name, spec, path) for name, spec in sources.items() for path in _files(name, spec, raw)]
+    jobs = [(name, spec, path)
+            for name, spec in sources.items() for path in _files(name, spec, raw)]
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(warehouse))
     try:
@@ -330,7 +332,11 @@ def _stage(con, name: str, spec: dict, path: Path, rel: str) -> list[str] | None
             except duckdb.Error as err:
                 raise SourceError(name, rel, column, f"invalid expression {f['expr']!r}: "
                                   f"{str(err).splitlines()[0]}") from None
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS {_parse_sql(spec, rel)}")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS {_parse_sql(spec, rel)}")
+    except duckdb.Error as err:  # e.g. a constant that is no valid value of its column
+        raise SourceError(name, rel, None, f"cannot apply the mapping: "
+                          f"{str(err).splitlines()[0]}") from None
     return header
 
 
@@ -356,7 +362,8 @@ def _csv_header(name: str, spec: dict, path: Path, rel: str) -> list[str]:
         raise SourceError(name, rel, missing[0], f"missing required column {missing[0]!r} "
                           f"(header: {', '.join(header)})")
     header = [h or f"column{i}" for i, h in enumerate(header, 1)]
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    lower = [h.lower() for h in header]  # DuckDB names are case-insensitive
+    dupes = sorted({h for h in header if lower.count(h.lower()) > 1})
     if dupes:
         raise SourceError(name, rel, dupes[0], f"duplicate column {dupes[0]!r} in the header")
     return header
@@ -395,7 +402,7 @@ def _bad(text: str) -> bool:
 
 
 def _csv_rows(con, name: str, spec: dict, path: Path, rel: str, header: list[str]) -> None:
-    """Parse a CSV with DuckDB: malformed lines to ``_rej``, records with their line to ``_rows``."""
+    """Parse a CSV with DuckDB: malformed lines to ``_rej``, numbered records to ``_rows``."""
     columns = "{" + ", ".join(f"{_lit(h)}: 'VARCHAR'" for h in header) + "}"
     con.execute("DROP TABLE IF EXISTS _rejects")
     con.execute("DROP TABLE IF EXISTS _reject_scans")
@@ -415,7 +422,7 @@ def _csv_rows(con, name: str, spec: dict, path: Path, rel: str, header: list[str
     # Records come back in file order without line numbers: the k-th record is the k-th
     # non-empty data line that DuckDB did not reject. If the counts differ (a quoted value
     # spanning lines, an unterminated quote) that numbering is unsafe, so the file is refused.
-    good = ("SELECT line_no, row_number() OVER (ORDER BY line_no) AS k FROM _lines WHERE "
+    good = ("SELECT line_no, row_number() OVER (ORDER BY line_no) AS \"§k\" FROM _lines WHERE "
             "line_no > 1 AND raw IS NOT NULL AND line_no NOT IN (SELECT line_no FROM _rej)")
     n_good, n_csv, quote = con.execute(
         f"SELECT (SELECT count(*) FROM ({good})), (SELECT count(*) FROM _csv), "
@@ -427,7 +434,8 @@ def _csv_rows(con, name: str, spec: dict, path: Path, rel: str, header: list[str
                           f"{n_csv} records: {hint}")
     cols = ", ".join(f"c.{_q(c)}" for c in spec["used"])
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT g.line_no AS \"§no\", {cols} "
-                f"FROM (SELECT rowid + 1 AS k, * FROM _csv) c JOIN ({good}) g USING (k)")
+                f"FROM (SELECT rowid + 1 AS \"§k\", * FROM _csv) c "
+                f"JOIN ({good}) g USING (\"§k\")")
 
 
 def _jsonl_rows(con, name: str, spec: dict, rel: str) -> None:
@@ -593,7 +601,8 @@ def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) ->
         return con.execute(sql, [name, rel, *params]).fetchone()[0]
     loaded = {insert(f"INSERT INTO stg_{t} (source, file, record_no, {', '.join(fields)}) "
                      f"SELECT ?, ?, \"§no\", {', '.join(_q(f'{t}§{c}') for c in fields)} "
-                     "FROM _parsed WHERE \"§reason\" = ''") for t, fields in spec["tables"].items()}
+                     "FROM _parsed WHERE \"§reason\" = ''")
+              for t, fields in spec["tables"].items()}
     read, rejected, bad = con.execute(
         "SELECT (SELECT count(*) FROM _lines WHERE raw IS NOT NULL AND line_no > ?), "
         "(SELECT count(*) FROM _rej), (SELECT count(*) FROM _parsed WHERE \"§reason\" <> '')",
@@ -654,8 +663,9 @@ def reconciliation(con_or_path) -> pd.DataFrame:
              q AS (SELECT source, file, count(DISTINCT record_no) AS n FROM quarantine GROUP BY ALL)
         SELECT a.source, a.file, a.rows_read, coalesce(s.n, 0) AS rows_loaded,
                coalesce(q.n, 0) AS rows_quarantined,
-               a.rows_read = coalesce(s.n, 0) + coalesce(q.n, 0) AND a.rows_loaded = coalesce(s.n, 0)
-                 AND a.rows_quarantined = coalesce(q.n, 0) AS balanced
+               a.rows_read = coalesce(s.n, 0) + coalesce(q.n, 0)
+                 AND a.rows_loaded = coalesce(s.n, 0) AND a.rows_quarantined = coalesce(q.n, 0)
+                 AS balanced
         FROM load_audit a LEFT JOIN s USING (source, file) LEFT JOIN q USING (source, file)
         ORDER BY a.source, a.file""")
 

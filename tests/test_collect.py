@@ -114,6 +114,7 @@ def sql(base: Path, query: str, params=None) -> list[tuple]:
 
 
 def count(base: Path, table: str, where: str = "true") -> int:
+    """Rows of a warehouse table matching a condition."""
     return sql(base, f"SELECT count(*) FROM {table} WHERE {where}")[0][0]
 
 
@@ -383,7 +384,8 @@ def test_bad_expression_names_the_column(world):
 
 
 @pytest.mark.parametrize("old, new, column, text", [
-    ("      order_line:\n        order_id: receipt_no", "      orders:\n        order_id: receipt_no",
+    ("      order_line:\n        order_id: receipt_no",
+     "      orders:\n        order_id: receipt_no",
      "orders", "unknown staging table 'orders'"),
     ("        sku: sku\n        quantity: qty", "        sku: sku\n        qty: qty",
      "qty", "unknown staging column 'qty'"),
