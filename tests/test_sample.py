@@ -476,6 +476,7 @@ def test_tiers_and_products(sample):
     base, _ = sample
     products = read_source(base, "products")
     assert products["category"].nunique() == 8
+    assert products["sku"].is_unique
     assert set(products["tier"]) == {"basic", "plus", "premium"}
     margin = 1 - products["unit_cost"].astype(float) / products["list_price"].astype(float)
     by_tier = margin.groupby(products["tier"]).mean()

@@ -299,7 +299,7 @@ def build_products(rng: np.random.Generator) -> pd.DataFrame:
                 list_pence = int(np.floor(price)) * 100 + 99
                 cost_share = TIER_COST_SHARE[t] * rng.uniform(0.92, 1.08)
                 rows.append({
-                    "sku": f"{category[:3].upper()}-{tier[0].upper()}{k + 1:02d}",
+                    "sku": f"{category[:3].upper()}-{tier[:3].upper()}{k + 1:02d}",
                     "product_name": f"{TIER_LABEL[t]} {noun}",
                     "category": category,
                     "tier": tier,
