@@ -7,9 +7,10 @@ Three implementations, each in its own process, on the same seeded parquet file:
 - ``lifetimes``: ``lifetimes.utils.summary_data_from_transaction_data`` (pandas), run from its own
   environment ``bench/.venv-lifetimes`` (lifetimes 0.11.3 with pandas < 2.2 and numpy < 2).
 
-Each child process reports its compute time (read the parquet + summarise, imports excluded) and
-the parent the whole process's wall time,
-and its peak resident memory (``ru_maxrss``); each implementation runs ``--runs`` times (median).
+Each child process reports its compute time (read the parquet + summarise, imports excluded), the
+CPU time of that work (all threads), and its peak resident memory (``ru_maxrss``); the parent
+measures the whole process's wall time. Each implementation runs ``--runs`` times, interleaved
+(medians reported).
 The three outputs are checked to be equal. Usage::
 
     .venv/bin/python bench/bench_rfm.py [--rows 5000000] [--runs 3] [--out bench/out]
@@ -100,12 +101,15 @@ LOADERS = {"crm": load_crm, "pymc": load_pymc, "lifetimes": load_lifetimes}
 def child(impl: str, src: str, dst: str, t_process: float) -> None:
     """Run one implementation, write its result and print its measurements as JSON."""
     run = LOADERS[impl]()  # imports are not part of the timed work
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     result = run(src)
+    cpu = time.process_time() - cpu0
     compute = time.perf_counter() - t0
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_kib = usage.ru_maxrss
     result.to_parquet(dst, index=False)
-    print(json.dumps(dict(impl=impl, compute_s=compute, process_s=time.time() - t_process,
+    print(json.dumps(dict(impl=impl, compute_s=compute, cpu_s=cpu, process_s=time.time() - t_process,
                           peak_rss_mib=rss_kib / 1024, customers=len(result))))
 
 
@@ -175,10 +179,10 @@ def main() -> None:
             rec = spawn(impl, src, args.out / f"rfm_{impl}.parquet")
             results[impl].append(rec)
             print(f"run {run + 1} {impl:9s} wall {rec['wall_s']:7.2f}s  compute {rec['compute_s']:7.2f}s  "
-                  f"peak RSS {rec['peak_rss_mib']:8.0f} MiB", flush=True)
+                  f"CPU {rec['cpu_s']:7.2f}s  peak RSS {rec['peak_rss_mib']:8.0f} MiB", flush=True)
     diffs = compare({i: args.out / f"rfm_{i}.parquet" for i in impls})
     summary = {
-        i: {k: statistics.median(r[k] for r in recs) for k in ("wall_s", "compute_s", "peak_rss_mib")}
+        i: {k: statistics.median(r[k] for r in recs) for k in ("wall_s", "compute_s", "cpu_s", "peak_rss_mib")}
         | {"customers": recs[0]["customers"], "max_abs_diff_vs_crm": diffs[i]}
         for i, recs in results.items()
     }
