@@ -215,3 +215,26 @@ def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = Non
         ax.set_xlabel(x.replace("_", " "))
     ax.set_title(title or f"{_pretty(y)} by {x.replace('_', ' ')}" + (f" and {hue.replace('_', ' ')}" if hue else ""))
     return ax
+
+
+def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", xlabel: str | None = None,
+        unit: str = "", ax=None):
+    """Horizontal bars of a count or amount ``x`` per label ``y`` (e.g. quarantined records by reason)."""
+    ax = ax or plt.subplots(figsize=(9, 0.45 * max(df[y].nunique(), 4) + 1))[1]
+    sns.barplot(data=df, x=x, y=df[y].astype(str), hue=hue, orient="h", errorbar=None, ax=ax)
+    _unit_axis(ax, unit, "x")
+    ax.set_xlabel(xlabel or f"{x.replace('_', ' ')}" + (f" ({unit})" if unit else ""))
+    ax.set_ylabel(y.replace("_", " "))
+    ax.set_title(title)
+    return ax
+
+
+def completeness_heatmap(shares: pd.DataFrame, title: str = "Share of values filled", ax=None):
+    """Heatmap of filled-value shares: one row per source, one column per field (0-100 %)."""
+    ax = ax or plt.subplots(figsize=(max(9, 0.55 * shares.shape[1]), 0.6 * len(shares) + 2))[1]
+    sns.heatmap(shares.astype(float), vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".0%",
+                cbar_kws={"format": mticker.PercentFormatter(1.0)}, ax=ax, annot_kws={"fontsize": 7})
+    ax.set_xlabel("field")
+    ax.set_ylabel("source")
+    ax.set_title(title)
+    return ax
