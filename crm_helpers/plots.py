@@ -142,6 +142,16 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
     return ax
 
 
+def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all cohorts pooled", ax=None):
+    """Share of customers buying k months after their first purchase (month 0 left out)."""
+    ax = ax or plt.subplots()[1]
+    later = curve.iloc[1:]
+    sns.lineplot(x=later.index, y=later["retention_rate"], marker="o", ax=ax)
+    _unit_axis(ax, "%")
+    ax.set(title=title, xlabel="months since first purchase", ylabel="retention rate (%)")
+    return ax
+
+
 def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
     """The R x F score grid: customers per cell (or the cell's total of ``value``), with segment names."""
     from crm_helpers.rfm import segment_grid

@@ -506,6 +506,10 @@ def test_generated_sample_balances(tmp_path):
     bad = defects[defects.defect.isin(["malformed_line", "impossible_date"])]
     held = ids(sql(tmp_path, "SELECT file, record_key FROM quarantine"))
     assert ids(zip(bad.file, bad.record_key)) <= held <= planted
+    # impossible birth dates cost the value, not the record
+    births = defects[defects.defect == "impossible_birth_date"]
+    nulled = sql(tmp_path, "SELECT file, record_key FROM value_issue WHERE column_name = 'birth_date'")
+    assert set(zip(births.file, births.record_key)) == set(nulled) and len(births) > 0
 
 
 def test_reports_accept_an_ibis_connection(world):

@@ -159,7 +159,10 @@ def test_timestamps_follow_declared_formats_except_impossible_dates(sample):
     assert web["created_at"].astype(str).str.len().gt(0).all()
     master = read_source(base, "crm_master")
     pd.to_datetime(master["signup_time"], format="%d/%m/%Y %H:%M")
-    pd.to_datetime(master["birth_date"].replace("", None), format="%d/%m/%Y")
+    birth = pd.to_datetime(master["birth_date"].replace("", None), format="%d/%m/%Y", errors="coerce")
+    typed = master["birth_date"] != ""
+    bad_births = set(d.loc[d["defect"] == "impossible_birth_date", "record_key"])
+    assert set(master.loc[typed & (birth.isna() | (birth.dt.year > 2025)), "customer_ref"]) == bad_births
     calls = read_source(base, "callcentre")
     t = pd.to_datetime(calls["contact_time"], format="%Y-%m-%d %H:%M:%S")
     assert t.min() >= pd.Timestamp("2023-01-01") and t.max() < pd.Timestamp("2026-01-01")

@@ -24,7 +24,7 @@ from .behaviour import (STORE, WEB, assign_tiers, campaign_window, draw_lines, d
                         first_complaint, merge_purchases, purchases_between, run_campaigns,
                         simulate_calls, simulate_purchases, trim_calls)
 from .clock import DAY, N_MONTHS, format_date, format_timestamp, month_index, month_label, to_local
-from .defects import DefectRates, defect_frame
+from .defects import DefectRates, defect_frame, impossible_timestamps, pick_defect_rows
 from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
                      staff_test_orders)
 from .output import Output, month_runs, monthly_file
@@ -158,7 +158,7 @@ def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.ra
     order_ref[is_store] = pos.order_ids.to_numpy(zero_copy_only=False)[:is_store.sum()]
     order_ref[~is_store] = web.order_ids.to_numpy(zero_copy_only=False)[:(~is_store).sum()]
     gross = np.bincount(lines.order, lines.qty * lines.unit_pence, minlength=len(pur.t))
-    defects = write_master(out, master, p, refs) + pos.defects + web.defects
+    defects = write_master(out, rng, master, refs, rates) + pos.defects + web.defects
     write_orders(out, "pos", pos)
     write_orders(out, "webshop", web)
     defects += write_tickets(out, rng, p, calls, rates, state)
@@ -273,8 +273,12 @@ def write_orders(out: Output, source: str, built: Built) -> None:
     _append_monthly(out, source, built.columns, built.month, built.replaced)
 
 
-def write_master(out: Output, master, p: People, refs: dict) -> list:
-    """Append CRM master records (already in sign-up order) and return their defects."""
+def write_master(out: Output, rng, master, refs: dict, rates: DefectRates) -> list:
+    """Append CRM master records (already in sign-up order) and return their defects.
+
+    A few birth dates are typed impossibly (31/02, the year 2099): the loader keeps the record
+    and sets the value aside.
+    """
     t = master.table
     local = to_local(t["signup_s"].to_numpy())
     birth = t["birth_day"].to_numpy()
@@ -285,6 +289,9 @@ def write_master(out: Output, master, p: People, refs: dict) -> list:
             ("customer_ref", "first_name", "last_name", "email", "phone", "street", "postcode",
              "city", "signup_channel", "loyalty_card", "email_opt_in", "sms_opt_in",
              "do_not_contact")}
+    bad_birth = pick_defect_rows(rng, np.flatnonzero(has_birth & (t["kind"].to_numpy(dtype=str) != "junk")),
+                                 rates.impossible_birth_date, len(birth), False)
+    birth_text[bad_birth] = impossible_timestamps(rng, birth_text[bad_birth].astype(str), "uk")
     cols["birth_date"] = birth_text
     cols["signup_time"] = format_timestamp(local, "uk_minutes")
     month = month_index(local)
@@ -294,7 +301,8 @@ def write_master(out: Output, master, p: People, refs: dict) -> list:
     ref = cols["customer_ref"]
     dup, junk = kind == "duplicate", kind == "junk"
     defects = [defect_frame("crm_master", files[dup], ref[dup], "duplicate_person"),
-               defect_frame("crm_master", files[junk], ref[junk], "test_record")]
+               defect_frame("crm_master", files[junk], ref[junk], "test_record"),
+               defect_frame("crm_master", files[bad_birth], ref[bad_birth], "impossible_birth_date")]
     real = kind != "junk"
     for c in ("email", "phone", "street", "postcode", "city", "birth_date"):
         blank = real & (cols[c] == "")

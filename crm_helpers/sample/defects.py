@@ -35,6 +35,7 @@ class DefectRates:
     callcentre_missing_postcode: float = 0.10
     callcentre_name_typo: float = 0.05
     impossible_date: float = 0.00005  # order lines with an impossible timestamp
+    impossible_birth_date: float = 0.002  # master records with a birth date like 31/02/1985
     malformed_line: float = 0.00002  # POS lines with a missing field / truncated JSON lines
 
     def as_dict(self) -> dict:
