@@ -44,8 +44,10 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks --allow-root
 
+# Benchmarks run on demand (minutes to an hour); results go in bench/RESULTS.md.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/pipeline.py --sizes 20000 100000 --runs 3
+	$(BIN)/python bench/bench_rfm.py --runs 3
 
 clean:
 	rm -rf reports/workbook $(DATA)/raw $(DATA)/truth $(DATA)/sources.yml $(WAREHOUSE)
