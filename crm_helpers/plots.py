@@ -244,6 +244,7 @@ def completeness_heatmap(shares: pd.DataFrame, title: str = "Share of values fil
     ax = ax or plt.subplots(figsize=(max(9, 0.55 * shares.shape[1]), 0.6 * len(shares) + 2))[1]
     sns.heatmap(shares.astype(float), vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".0%",
                 cbar_kws={"format": mticker.PercentFormatter(1.0)}, ax=ax, annot_kws={"fontsize": 7})
+    ax.tick_params(axis="y", rotation=0)
     ax.set_xlabel("field")
     ax.set_ylabel("source")
     ax.set_title(title)
