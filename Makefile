@@ -19,8 +19,9 @@ env: $(STAMP)
 # uv installs the stack in seconds; it is itself installed with pip if missing.
 $(STAMP): pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	uv venv --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install --python $(BIN)/python -e .
+	UV="$$(command -v uv || echo python3 -m uv)"; \
+	$$UV venv --allow-existing --python $(PYTHON_VERSION) $(VENV) && \
+	$$UV pip install --python $(BIN)/python -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
