@@ -60,6 +60,7 @@ def generate(path: Path, n_rows: int, n_customers: int, seed: int = 42) -> Path:
 
 def load_crm():
     import ibis
+    import ibis.backends.duckdb  # noqa: F401  Ibis loads a backend's modules lazily on first connect: an import, not work
 
     from crm_helpers.rfm import rfm_summary
 

@@ -32,8 +32,19 @@ def one_run(size: int, workdir: Path) -> dict[str, tuple[float, float]]:
         "integrate": [CRM, "integrate", "--data", str(data), "--warehouse", str(warehouse)],
     }
     result = {name: run_measured(cmd) for name, cmd in steps.items()}
+    result["quality"] = identity_quality(data)
     shutil.rmtree(data, ignore_errors=True)
     return result
+
+
+def identity_quality(data: Path) -> tuple[float, float]:
+    """Pairwise precision and recall of the run's identity_map against the truth (not timed)."""
+    from crm_helpers import truth, warehouse
+
+    con = warehouse.connect(data / "warehouse.duckdb", read_only=True)
+    quality = truth.pairwise_quality(con.table("identity_map").to_pandas(), truth.read_truth("identity", data / "truth"))
+    con.disconnect()
+    return quality["precision"], quality["recall"]
 
 
 def main() -> None:
@@ -52,7 +63,9 @@ def main() -> None:
             seconds, peak = median_of([r[step] for r in runs])
             total += seconds
             print(f"| {size:,} | {args.runs} | {step} | {seconds:.1f} | {peak:,.0f} |", flush=True)
-        print(f"| {size:,} | {args.runs} | **total** | **{total:.1f}** | |", flush=True)
+        precision, recall = runs[0]["quality"]
+        print(f"| {size:,} | {args.runs} | **total** | **{total:.1f}** | identity precision {precision:.4f}, "
+              f"recall {recall:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,19 @@ def test_identity_quality_on_the_default_sample(tmp_path_factory):
     splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
     assert splink.precision >= 0.95 and splink.recall >= 0.95, report
     assert email.recall < 0.85, report
+
+
+def test_integration_is_deterministic(small_warehouse, tmp_path):
+    """Same staging data and seed: the same customers, ids and golden records."""
+    import shutil
+
+    copy = tmp_path / "again.duckdb"
+    shutil.copy(small_warehouse, copy)
+    integrate.integrate(copy, progress=False)
+    first, again = wh.connect(small_warehouse, read_only=True), wh.connect(copy, read_only=True)
+    for table, key in [("identity_map", ["source", "source_record_id"]), ("dim_customer", ["customer_id"])]:
+        a = first.table(table).to_pandas().sort_values(key, ignore_index=True)
+        b = again.table(table).to_pandas().sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(a, b)
+    first.disconnect()
+    again.disconnect()
