@@ -229,7 +229,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     jobs = [(name, spec, path)
             for name, spec in sources.items() for path in _files(name, spec, raw)]
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(warehouse), config={"memory_limit": config.memory_limit()})
     try:
         _prepare(con)
         rows = []

@@ -25,6 +25,15 @@ DEFAULT_SEED = 42
 SAMPLE_SIZES = {"small": 2_000, "default": 20_000}
 
 
+def memory_limit() -> str:
+    """DuckDB's memory limit for each engine connection (``$CRM_MEMORY_LIMIT``, default 3GB).
+
+    DuckDB would otherwise take up to 80% of the machine's memory per connection; past the limit
+    it spills to disk, so big samples run in bounded memory.
+    """
+    return os.environ.get("CRM_MEMORY_LIMIT", "3GB")
+
+
 def data_dir() -> Path:
     """The data folder: ``$CRM_DATA_DIR`` if set, else ``<project>/data``."""
     return Path(os.environ.get("CRM_DATA_DIR", PROJECT_DIR / "data"))

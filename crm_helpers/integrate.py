@@ -8,7 +8,8 @@ The steps, in the order ``integrate()`` runs them:
    receipts, and exact duplicate transaction rows. Each removal is counted in ``integration_log``.
 3. **Resolve identities** with Splink (Fellegi-Sunter model on DuckDB): records of the CRM
    master, the web shop and the call centre that belong to one person get one ``customer_id``
-   (``identity_map``). Store receipts reach the customer through the loyalty card.
+   (``identity_map``). Store receipts reach the customer through the loyalty card, which
+   ``identity_map`` lists under the till's source.
 4. **Build the single customer view** (``dim_customer``, a golden record per customer, see
    :data:`SURVIVORSHIP`) and the star schema: ``dim_product``, ``dim_date``, ``dim_channel``,
    ``dim_campaign``, ``fact_order_line``, ``fact_interaction``, ``fact_campaign_contact``,
@@ -201,7 +202,9 @@ def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = 
     import duckdb
     from splink import DuckDBAPI, Linker, block_on
 
-    db = DuckDBAPI(connection=duckdb.connect())
+    from crm_helpers.config import memory_limit
+
+    db = DuckDBAPI(connection=duckdb.connect(config={"memory_limit": memory_limit()}))
     records = records.assign(full_name=records.first_name.fillna("") + " " + records.last_name.fillna(""),
                              birth_date=records.birth_date.astype("string"))
     linker = Linker(db.register(records), splink_settings(), log_level=logging.ERROR)
@@ -259,24 +262,32 @@ def home_region(orders: ir.Table, stores: ir.Table) -> ir.Table:
         .select("customer_id", "region"))
 
 
-def order_line_facts(lines: ir.Table, identity: ir.Table, cards: ir.Table, products: ir.Table) -> ir.Table:
+def card_identities(resolved: ir.Table, till_sources: list[str]) -> list[ir.Table]:
+    """Identity rows for loyalty cards: each till source's card number points to its holder.
+
+    Tills record no personal data, only the card; the card was issued on a CRM master record, so
+    the card takes that record's customer_id.
+    """
+    cards = (resolved.filter(resolved.loyalty_card.notnull()).group_by("loyalty_card")
+             .aggregate(customer_id=_.customer_id.min()))
+    return [cards.select(source=ibis.literal(src), source_record_id="loyalty_card", customer_id="customer_id")
+            for src in till_sources]
+
+
+def order_line_facts(lines: ir.Table, identity: ir.Table, products: ir.Table) -> ir.Table:
     """``fact_order_line``: clean order lines with customer, cost and return flag.
 
-    Web lines reach the customer through the web record (e-mail) in ``identity``, store lines
-    through the loyalty card on a CRM master record (``cards``); a receipt without a known card
-    stays anonymous (customer_id NULL).
+    A line's ``customer_ref`` is a customer key of its own source (the e-mail of a web order, the
+    loyalty card on a receipt), found in ``identity``; a receipt without a known card stays
+    anonymous (customer_id NULL).
     """
-    web = identity.filter(identity.source == "webshop").select(
-        customer_ref="source_record_id", web_customer_id="customer_id")
-    t = (lines.left_join(web, lines.customer_ref == web.customer_ref).drop("customer_ref_right")
-         .left_join(cards, lines.customer_ref == cards.loyalty_card).drop("loyalty_card")
-         .left_join(products.select("sku", "unit_cost"), "sku").drop("sku_right"))
-    customer_id = ibis.ifelse(t.source == "webshop", t.web_customer_id, t.card_customer_id)
+    ids = identity.select(source="source", customer_ref="source_record_id", customer_id="customer_id")
+    t = (lines.left_join(ids, ["source", "customer_ref"])
+         .left_join(products.select("sku", "unit_cost"), "sku"))
     return t.select(
-        "order_id", "line_no", customer_id=customer_id, order_ts="order_ts",
-        order_date=t.order_ts.date(), store_id="store_id", channel="channel", sku="sku",
-        quantity="quantity", unit_price="unit_price", line_amount="line_amount",
-        cost_amount=(t.quantity * t.unit_cost).cast("decimal(14, 2)"),
+        "order_id", "line_no", "customer_id", "order_ts", order_date=t.order_ts.date(),
+        store_id="store_id", channel="channel", sku="sku", quantity="quantity", unit_price="unit_price",
+        line_amount="line_amount", cost_amount=(t.quantity * t.unit_cost).cast("decimal(14, 2)"),
         is_return=t.quantity < 0, source="source",
     ).order_by(["order_ts", "order_id", "line_no"])
 
@@ -342,9 +353,11 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     clusters_t = ibis.memtable(clusters)
     numbered = (clusters_t.group_by("cluster_id").aggregate(first_id=clusters_t.unique_id.min())
                 .mutate(customer_id=(ibis.row_number().over(order_by="first_id") + 1).cast("int64")))
-    identity = con.create_table("identity_map", records.filter(~records.is_junk)
-                                .join(clusters_t, "unique_id").join(numbered, "cluster_id")
-                                .select("source", "source_record_id", "customer_id")
+    resolved = records.filter(~records.is_junk).join(clusters_t, "unique_id").join(numbered, "cluster_id")
+    record_sources = set(records.select("source").distinct().to_pandas().source)
+    till_sources = set(con.table("stg_order_line").select("source").distinct().to_pandas().source) - record_sources
+    identity = con.create_table("identity_map", resolved.select("source", "source_record_id", "customer_id")
+                                .union(*card_identities(resolved, sorted(till_sources)))
                                 .order_by(["customer_id", "source", "source_record_id"]), overwrite=True)
     steps.update()
 
@@ -360,14 +373,11 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
     n_clean = clean.count().execute()
     logged("order lines", n_distinct, n_clean, "test orders: training till, test web accounts")
 
-    cards = (records.filter((records.source == "crm_master") & records.loyalty_card.notnull())
-             .join(identity, ["source", "source_record_id"])
-             .group_by("loyalty_card").aggregate(card_customer_id=_.customer_id.min()))
     products = con.create_table("dim_product", latest_per_key(con.table("stg_product"), "sku").select(
         "sku", "product_name", "category", "tier", "list_price", "unit_cost").order_by("sku"), overwrite=True)
     n_product_rows = con.table("stg_product").count().execute()
     logged("products", n_product_rows, products.count().execute(), "repeated sku: the latest record wins")
-    facts = con.create_table("fact_order_line", order_line_facts(clean, identity, cards, products), overwrite=True)
+    facts = con.create_table("fact_order_line", order_line_facts(clean, identity, products), overwrite=True)
     steps.update()
 
     regions = home_region(facts.filter(facts.customer_id.notnull()), stores)
@@ -425,8 +435,9 @@ STAR_SCHEMA = ("dim_customer", "dim_product", "dim_date", "dim_channel", "dim_ca
 
 
 def cluster_profile(con):
-    """How many customers have 1, 2, 3, ... source records."""
-    per_customer = con.table("identity_map").group_by("customer_id").aggregate(records_per_customer=_.count())
+    """How many customers have 1, 2, 3, ... source customer records (loyalty cards not counted)."""
+    records = con.table("identity_map").semi_join(con.table("customer_record"), ["source", "source_record_id"])
+    per_customer = records.group_by("customer_id").aggregate(records_per_customer=_.count())
     return (per_customer.group_by("records_per_customer").aggregate(customers=_.count())
             .order_by("records_per_customer").to_pandas())
 
