@@ -35,12 +35,13 @@ def _paths(data: Optional[Path], warehouse: Optional[Path]) -> tuple[Path, Path]
 @app.command()
 def sample(customers: str = typer.Option("default", help="Number of people, or 'small' / 'default'."),
            seed: int = typer.Option(config.DEFAULT_SEED, help="Random seed: same seed, same files."),
-           out: Path = typer.Option(Path("data"), help="Folder to write raw/, truth/ and sources.yml into.")):
+           out: Optional[Path] = typer.Option(None, help="Folder to write raw/, truth/ and sources.yml into "
+                                                          "(default: $CRM_DATA_DIR or data/).")):
     """Generate the seeded sample world: raw exports of every source plus the ground truth."""
     from crm_helpers.sample import generate
 
     n = config.SAMPLE_SIZES.get(customers) or int(customers)
-    summary = generate(out, customers=n, seed=seed, progress=True)
+    summary = generate(out or config.data_dir(), customers=n, seed=seed, progress=True)
     for key, value in summary.items():
         typer.echo(f"{key}: {value}")
 
@@ -62,7 +63,8 @@ def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Warehous
 
 @app.command()
 def integrate(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt,
-              threshold: float = typer.Option(0.9, help="Match probability at which two records are one customer.")):
+              threshold: float = typer.Option(0.9, help="Match probability at which two records are one customer "
+                                                             "(integrate.MATCH_THRESHOLD).")):
     """Clean, resolve identities and build the single customer view and star schema."""
     from crm_helpers import integrate as integrate_mod
 

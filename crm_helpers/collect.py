@@ -649,7 +649,8 @@ def _rejected_key(spec: dict, header) -> str:
 def _frame(con_or_path, sql: str) -> pd.DataFrame:
     """Run a query on a warehouse path, a DuckDB connection or an Ibis DuckDB backend."""
     if isinstance(con_or_path, (str, Path)):
-        with duckdb.connect(str(con_or_path)) as con:
+        with duckdb.connect(str(con_or_path), read_only=True,
+                            config={"memory_limit": config.memory_limit()}) as con:
             return con.execute(sql).df()
     return getattr(con_or_path, "con", con_or_path).execute(sql).df()
 

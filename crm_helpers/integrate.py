@@ -30,6 +30,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis import _
 
+from crm_helpers import config
 from crm_helpers import warehouse as wh
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,10 @@ SURVIVORSHIP = {
     "email_opt_in, sms_opt_in": "true only if at least one record says true and none says false "
                                 "(most restrictive; no recorded consent means no consent)",
     "do_not_contact": "true if any record says so (most restrictive)",
-    "loyalty_card": "the newest card on a CRM master record",
+    "loyalty_card": "the newest card, CRM master records first (cards are issued at sign-up)",
 }
-SOURCE_PRIORITY = {"crm_master": 1, "webshop": 2, "callcentre": 3}
+SOURCE_PRIORITY = {"crm_master": 1, "webshop": 2, "callcentre": 3}  # other sources come last
+MASTER_SOURCE = "crm_master"  # the customer master, whose ids campaign platforms use
 JUNK_NAMES = ("test", "tester", "asdf", "dummy", "xxx", "qa", "demo", "mickey mouse")
 JUNK_EMAIL_DOMAINS = ("example.com", "example.org", "test.invalid", "test.com", "mailinator.com")
 JUNK_EMAIL_LOCAL_PARTS = ("test", "qa", "asdf", "noreply", "dummy")
@@ -66,18 +68,18 @@ def standard_email(email: ir.StringValue) -> ir.StringValue:
 def standard_phone(phone: ir.StringValue) -> ir.StringValue:
     """UK phone number in national format (``07700900123``) from any of the usual spellings.
 
-    "+44 7700 900123", "(0)7700-900-123", "447700900123" and "07700 900123" all become
-    ``07700900123``: keep the digits, drop the country code 44 and a trunk "(0)", add the
-    leading 0. Fewer than 10 digits is no phone number (NULL).
+    "+44 7700 900123", "0044 7700 900123", "(0)7700-900-123", "447700900123" and "07700 900123"
+    all become ``07700900123``: keep the digits, drop an international prefix 00, the country code
+    44 and a trunk "(0)", add the leading 0. Anything but 11 national digits is no UK number (NULL).
     """
-    digits = phone.re_replace(r"[^0-9]", "")
+    digits = phone.re_replace(r"[^0-9]", "").re_replace(r"^00", "")
     national = ibis.cases(
         (digits.startswith("440"), digits.substr(2)),
         (digits.startswith("44"), "0" + digits.substr(2)),
         (digits.startswith("0"), digits),
         else_="0" + digits,
     )
-    return ibis.ifelse(national.length() >= 11, national, ibis.null(str))
+    return ibis.ifelse(national.length() == 11, national, ibis.null(str))
 
 
 def standard_name(name: ir.StringValue) -> ir.StringValue:
@@ -188,7 +190,7 @@ def splink_settings():
     )
 
 
-def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = 42):
+def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = config.DEFAULT_SEED):
     """Cluster customer records into people with Splink on an in-memory DuckDB.
 
     Args:
@@ -202,9 +204,7 @@ def resolve_identities(records, threshold: float = MATCH_THRESHOLD, seed: int = 
     import duckdb
     from splink import DuckDBAPI, Linker, block_on
 
-    from crm_helpers.config import memory_limit
-
-    db = DuckDBAPI(connection=duckdb.connect(config={"memory_limit": memory_limit()}))
+    db = DuckDBAPI(connection=duckdb.connect(config={"memory_limit": config.memory_limit()}))
     records = records.assign(full_name=records.first_name.fillna("") + " " + records.last_name.fillna(""),
                              birth_date=records.birth_date.astype("string"))
     linker = Linker(db.register(records), splink_settings(), log_level=logging.ERROR)
@@ -236,7 +236,7 @@ def golden_records(records: ir.Table, identity: ir.Table) -> ir.Table:
         **{f: best(f) for f in fields},
         signup_date=r.signup_ts.min().date(),
         acquisition_channel=r.signup_channel.first(order_by=[r.signup_ts.isnull(), r.signup_ts]),
-        loyalty_card=r.loyalty_card.first(order_by=[r.loyalty_card.isnull(), ibis.desc(r.signup_ts)]),
+        loyalty_card=r.loyalty_card.first(order_by=[r.loyalty_card.isnull(), r.priority, ibis.desc(r.signup_ts)]),
         email_opt_in=_most_restrictive(r.email_opt_in),
         sms_opt_in=_most_restrictive(r.sms_opt_in),
         do_not_contact=r.do_not_contact.any().fill_null(False),
@@ -268,7 +268,7 @@ def card_identities(resolved: ir.Table, till_sources: list[str]) -> list[ir.Tabl
     Tills record no personal data, only the card; the card was issued on a CRM master record, so
     the card takes that record's customer_id.
     """
-    cards = (resolved.filter(resolved.loyalty_card.notnull()).group_by("loyalty_card")
+    cards = (resolved.filter((resolved.source == MASTER_SOURCE) & resolved.loyalty_card.notnull()).group_by("loyalty_card")
              .aggregate(customer_id=_.customer_id.min()))
     return [cards.select(source=ibis.literal(src), source_record_id="loyalty_card", customer_id="customer_id")
             for src in till_sources]
@@ -304,10 +304,16 @@ def date_dimension(first, last) -> ir.Table:
         "is_weekend": days.dayofweek >= 5}))
 
 
-def map_customer(facts: ir.Table, identity: ir.Table, source: str) -> ir.Table:
-    """Replace a fact's ``customer_ref`` (a record id of ``source``) by its ``customer_id``."""
-    ids = identity.filter(identity.source == source).select(customer_ref="source_record_id", customer_id="customer_id")
-    return facts.left_join(ids, "customer_ref").drop("customer_ref", "customer_ref_right")
+def map_customer(facts: ir.Table, identity: ir.Table, source: str | None = None) -> ir.Table:
+    """Replace a fact's ``customer_ref`` by its ``customer_id``.
+
+    The reference is a record id of the fact's own source, or of ``source`` when given (campaign
+    platforms key their contacts by the CRM master's customer_ref).
+    """
+    ids = identity.select(ref_source="source", customer_ref="source_record_id", customer_id="customer_id")
+    keyed = facts.mutate(ref_source=ibis.literal(source) if source else facts.source)
+    return (keyed.left_join(ids, ["ref_source", "customer_ref"])
+            .drop("ref_source", "customer_ref", "ref_source_right", "customer_ref_right", "source"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +321,7 @@ def map_customer(facts: ir.Table, identity: ir.Table, source: str) -> ir.Table:
 # --------------------------------------------------------------------------------------------
 
 def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRESHOLD,
-              progress: bool = True, seed: int = 42) -> dict:
+              progress: bool = True, seed: int = config.DEFAULT_SEED) -> dict:
     """Build identity_map, dim_customer and the star schema from the staging tables.
 
     Args:
@@ -363,13 +369,12 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
 
     stores = latest_per_key(con.table("stg_store"), "store_id").select("store_id", "store_name", "region", "channel")
     training = stores.filter(stores.store_name.ilike(TRAINING_STORE_PATTERN)).store_id
-    junk_refs = records.filter(records.is_junk & (records.source == "webshop")).source_record_id
+    junk = records.filter(records.is_junk).select("source", customer_ref="source_record_id")
     staged = con.table("stg_order_line")
     lines = distinct_order_lines(con)
     n_staged, n_distinct = staged.count().execute(), lines.count().execute()
     logged("order lines", n_staged, n_distinct, "exact duplicate rows")
-    clean = lines.filter(~lines.store_id.isin(training)
-                         & ~lines.customer_ref.fill_null("").isin(junk_refs))
+    clean = lines.filter(~lines.store_id.fill_null("").isin(training)).anti_join(junk, ["source", "customer_ref"])
     n_clean = clean.count().execute()
     logged("order lines", n_distinct, n_clean, "test orders: training till, test web accounts")
 
@@ -397,17 +402,17 @@ def integrate(warehouse: Path | str | None = None, threshold: float = MATCH_THRE
         "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").order_by("campaign_id"),
         overwrite=True)
     interactions = con.table("stg_interaction").select(
-        "interaction_id", "customer_ref", "interaction_ts", interaction_date=_.interaction_ts.date(),
+        "source", "interaction_id", "customer_ref", "interaction_ts", interaction_date=_.interaction_ts.date(),
         channel="channel", reason_code="reason_code", outcome="outcome").distinct()
-    con.create_table("fact_interaction", map_customer(interactions, identity, "callcentre")
+    con.create_table("fact_interaction", map_customer(interactions, identity)
                      .order_by("interaction_ts"), overwrite=True)
     contacts = con.table("stg_campaign_contact").select(
-        "campaign_id", "customer_ref", "contact_date", "channel", "treatment_group").distinct()
-    con.create_table("fact_campaign_contact", map_customer(contacts, identity, "crm_master")
+        "source", "campaign_id", "customer_ref", "contact_date", "channel", "treatment_group").distinct()
+    con.create_table("fact_campaign_contact", map_customer(contacts, identity, MASTER_SOURCE)
                      .order_by(["campaign_id", "customer_id"]), overwrite=True)
     responses = con.table("stg_campaign_response").select(
-        "campaign_id", "customer_ref", "response_date", "response_type", "order_id", "response_value").distinct()
-    con.create_table("fact_campaign_response", map_customer(responses, identity, "crm_master")
+        "source", "campaign_id", "customer_ref", "response_date", "response_type", "order_id", "response_value").distinct()
+    con.create_table("fact_campaign_response", map_customer(responses, identity, MASTER_SOURCE)
                      .order_by(["campaign_id", "customer_id", "response_date"]), overwrite=True)
     steps.update()
     steps.close()

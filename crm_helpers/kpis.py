@@ -262,7 +262,8 @@ def kpi_dashboard(
     keys = _as_list(by)
     long = table.melt(id_vars=["period_start", *keys], value_vars=list(KPI_DEFINITIONS), var_name="kpi")
     long["which"] = np.where(long["period_start"] == pd.Timestamp(current), "current", "previous")
-    wide = long.pivot_table(index=[*keys, "kpi"], columns="which", values="value", sort=False).reset_index()
+    wide = long.pivot_table(index=[*keys, "kpi"], columns="which", values="value", sort=False,
+                            dropna=False).reset_index()
     for col in ("current", "previous"):
         if col not in wide:
             wide[col] = np.nan

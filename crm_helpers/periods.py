@@ -6,6 +6,7 @@ a month, ``"2025-Q4"`` for a quarter, ``"2025"`` for a year.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import ibis
@@ -14,6 +15,9 @@ import pandas as pd
 
 #: Granularity name -> Ibis truncation unit and length in months.
 GRANULARITIES: dict[str, tuple[str, int]] = {"month": ("M", 1), "quarter": ("Q", 3), "year": ("Y", 12)}
+#: What a label of each granularity looks like (a month may also be given by a day in it).
+LABEL_PATTERNS = {"month": r"\d{4}-\d{2}(-\d{2})?", "quarter": r"\d{4}-Q[1-4]", "year": r"\d{4}"}
+LABEL_EXAMPLES = {"month": "2025-12", "quarter": "2025-Q4", "year": "2025"}
 
 
 def check_granularity(granularity: str) -> str:
@@ -49,6 +53,8 @@ def parse_period(label: str, granularity: str) -> date:
     """The first day of the period quoted as ``label`` (``2025-12``, ``2025-Q4``, ``2025``)."""
     check_granularity(granularity)
     text = str(label).strip()
+    if not re.fullmatch(LABEL_PATTERNS[granularity], text, flags=re.IGNORECASE):
+        raise ValueError(f"{label!r} is not a {granularity} label (like {LABEL_EXAMPLES[granularity]})")
     if granularity == "quarter":
         year, quarter = text.upper().split("-Q")
         return date(int(year), 3 * (int(quarter) - 1) + 1, 1)

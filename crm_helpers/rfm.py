@@ -167,7 +167,7 @@ def customer_summary(con=None, observation_period_end=None, time_unit: str = "D"
     """The per-customer summary of the warehouse (engine expression), one row per customer.
 
     Columns: customer_id, frequency, recency, T, monetary_value (the ``rfm_summary`` convention,
-    purchase days), first_purchase, last_purchase (dates), purchase_days (frequency + 1),
+    purchase days), first_purchase, last_purchase (dates), purchase_days (frequency + 1 with time_unit "D"),
     recency_days (days from the last purchase to the end of observation), orders, gross_sales,
     returns (positive amount), total_spend (net revenue = gross_sales - returns),
     cost_of_goods, margin (total_spend - cost_of_goods), all up to ``observation_period_end``
@@ -280,12 +280,12 @@ def segment_profile(scored: pd.DataFrame, value: str = "margin") -> pd.DataFrame
             "recency_days": g["recency_days"].median(),
             "purchase_days": g["purchase_days"].median(),
             "total_spend": g["total_spend"].median(),
-            value: g[value].sum(),
         }
     )
+    out[f"{value}_total" if value in out else value] = g[value].sum()
     out["customer_share"] = out["customers"] / out["customers"].sum()
     out["revenue_share"] = g["total_spend"].sum() / scored["total_spend"].sum()
-    out[f"{value}_share"] = out[value] / scored[value].sum()
+    out[f"{value}_share"] = g[value].sum() / scored[value].sum()
     return out.sort_values(f"{value}_share", ascending=False)
 
 

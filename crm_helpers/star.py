@@ -50,8 +50,9 @@ def order_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
     cost_amount (both negative on returns), is_return, is_purchase, customer_region, store_region,
     region, acquisition_channel.
 
-    ``region`` is where the customer lives (``dim_customer.region``); for an anonymous walk-in sale it
-    is the store's region. Missing dimension values read ``(unknown)``.
+    ``region`` is the customer's home region (``dim_customer.region``: the region of the store they
+    buy in most, "online only" for web-only customers); for an anonymous walk-in sale it is the
+    store's region. Missing dimension values read ``(unknown)``.
     """
     con = as_connection(con)
     f = con.table("fact_order_line")

@@ -38,7 +38,7 @@ def pairwise_quality(predicted: pd.DataFrame, truth: pd.DataFrame) -> dict:
     real = truth.dropna(subset=["person_id"])
     merged = real.merge(predicted, on=["source", "source_record_id"], how="left")
     missing = merged.customer_id.isna()
-    merged["customer_id"] = merged.customer_id.astype(str).where(~missing, "missing:" + merged.source_record_id)
+    merged["customer_id"] = merged.customer_id.astype(str).where(~missing, "missing:" + merged.source + ":" + merged.source_record_id)
     true_pairs = _pairs(merged.groupby("person_id").size())
     found_pairs = _pairs(merged.groupby("customer_id").size())
     correct = _pairs(merged.groupby(["customer_id", "person_id"]).size())

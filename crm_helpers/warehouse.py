@@ -27,7 +27,3 @@ def connect(path: Path | str | None = None, read_only: bool = False):
     con.raw_sql("SET TimeZone = 'UTC'")
     return con
 
-
-def tables(con) -> list[str]:
-    """Names of the tables in the warehouse."""
-    return sorted(con.list_tables())
