@@ -300,3 +300,12 @@ def customer_revenue(con=None, period: str | None = None, granularity: str = "ye
     df["customer_share"] = np.arange(1, len(df) + 1) / len(df)
     df["revenue_share"] = df["revenue"].cumsum() / df["revenue"].sum()
     return df
+
+
+def top_share(ranked: pd.DataFrame, top: float = 0.2, value: str = "revenue") -> float:
+    """Share of ``value`` made by the top ``top`` of customers in a ranked table (largest first).
+
+    The same rule as the ``top20_revenue_share`` KPI: the top ceil(top x customers) count.
+    """
+    n_top = int(np.ceil(len(ranked) * top - 1e-9))
+    return float(ranked[value].iloc[:n_top].sum() / ranked[value].sum())

@@ -165,3 +165,13 @@ def test_kpis_on_small_sample(request):
     path = optional_fixture(request, "small_warehouse")
     ours = kpis.kpi_table(star.connect(path), "quarter")
     _compare(ours, reference_kpis(load_tables(path), "quarter"), [])
+
+
+def test_top_share_follows_the_kpi_rule():
+    import pandas as pd
+
+    from crm_helpers.kpis import top_share
+
+    ranked = pd.DataFrame({"revenue": [50.0, 20.0, 10.0, 10.0, 5.0, 5.0]})  # 6 customers: top 20% = 2
+    assert top_share(ranked, 0.2) == pytest.approx(0.7)
+    assert top_share(ranked, 1.0) == pytest.approx(1.0)
