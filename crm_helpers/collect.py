@@ -28,6 +28,7 @@ import csv
 import hashlib
 import json
 import re
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -223,7 +224,10 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     data_dir = Path(data_dir)
     if sources_file is None:
         sources_file = config.sources_yml(data_dir)
-        sources_file = sources_file if sources_file.exists() else config.SAMPLE_SOURCES_YML
+        if not sources_file.exists():
+            warnings.warn(f"no {sources_file}: using the sample world's declarations "
+                          f"({config.SAMPLE_SOURCES_YML.name}); write your own for your data", stacklevel=2)
+            sources_file = config.SAMPLE_SOURCES_YML
     sources = load_sources(sources_file)
     raw = config.raw_dir(data_dir)
     jobs = [(name, spec, path)
