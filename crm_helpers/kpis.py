@@ -296,9 +296,18 @@ def customer_revenue(con=None, period: str | None = None, granularity: str = "ye
         end = periods.shift_period(start, granularity, 1)
         lines = lines.filter((lines.order_date >= start) & (lines.order_date < end))
     cust = lines.group_by("customer_id").aggregate(revenue=lines.line_amount.sum().cast("float64"))
-    df = cust.to_pandas().sort_values(["revenue", "customer_id"], ascending=[False, True], ignore_index=True)
+    return ranked_shares(cust.to_pandas(), "revenue")
+
+
+def ranked_shares(customers: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Customers ranked by ``value`` (largest first, ties by id) with cumulative shares.
+
+    Adds customer_share (cumulative share of customers) and ``<value>_share`` (cumulative share
+    of ``value``): the Pareto curve of revenue or profit concentration.
+    """
+    df = customers.sort_values([value, "customer_id"], ascending=[False, True], ignore_index=True)
     df["customer_share"] = np.arange(1, len(df) + 1) / len(df)
-    df["revenue_share"] = df["revenue"].cumsum() / df["revenue"].sum()
+    df[f"{value}_share"] = df[value].cumsum() / df[value].sum()
     return df
 
 

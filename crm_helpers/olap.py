@@ -71,11 +71,7 @@ def fact_view(con=None) -> ir.Table:
 def _measure_exprs(t: ir.Table, names: Sequence[str]) -> dict[str, ir.Value]:
     sale = t.is_purchase
     base = {
-        "revenue": t.line_amount.sum().cast("float64"),
-        "gross_sales": t.line_amount.sum(where=sale).fill_null(0).cast("float64"),
-        "returns": (-t.line_amount.sum(where=~sale)).fill_null(0).cast("float64"),
-        "cost_of_goods": t.cost_amount.sum().cast("float64"),
-        "margin": (t.line_amount.sum() - t.cost_amount.sum()).cast("float64"),
+        **star.money_measures(t),
         "quantity": t.quantity.sum().cast("int64"),
         "lines": t.count(),
         "orders": t.order_id.nunique(where=sale),

@@ -28,7 +28,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from crm_helpers import star
+from crm_helpers import kpis, star
 
 TIME_UNIT_DAYS = {"D": 1, "W": 7}
 
@@ -196,20 +196,10 @@ def customer_summary(con=None, observation_period_end=None, time_unit: str = "D"
 
 def _money(lines: ir.Table) -> ir.Table:
     """Per customer: gross sales, returns, net revenue, cost of goods and margin (floats)."""
-    agg = lines.group_by("customer_id").aggregate(
-        gross_sales=lines.line_amount.sum(where=lines.is_purchase).fill_null(0),
-        returns=-(lines.line_amount.sum(where=~lines.is_purchase).fill_null(0)),
-        total_spend=lines.line_amount.sum(),
-        cost_of_goods=lines.cost_amount.sum(),
-    )
-    return agg.select(
-        "customer_id",
-        gross_sales=agg.gross_sales.cast("float64"),
-        returns=agg.returns.cast("float64"),
-        total_spend=agg.total_spend.cast("float64"),
-        cost_of_goods=agg.cost_of_goods.cast("float64"),
-        margin=(agg.total_spend - agg.cost_of_goods).cast("float64"),
-    )
+    m = star.money_measures(lines)
+    return lines.group_by("customer_id").aggregate(
+        gross_sales=m["gross_sales"], returns=m["returns"], total_spend=m["revenue"],
+        cost_of_goods=m["cost_of_goods"], margin=m["margin"])
 
 
 def profitability(con=None, observation_period_end=None) -> pd.DataFrame:
@@ -226,11 +216,9 @@ def profitability(con=None, observation_period_end=None) -> pd.DataFrame:
     lines = star.customer_lines(con)
     lines = lines.filter(lines.order_date <= end)
     df = _money(lines).rename(revenue="total_spend", profit="margin").to_pandas()
-    df = df.sort_values(["profit", "customer_id"], ascending=[False, True], ignore_index=True)
+    df = kpis.ranked_shares(df, "profit")
     df["profit_margin"] = df["profit"] / df["revenue"].where(df["revenue"] != 0)
     df["profit_rank"] = np.arange(1, len(df) + 1)
-    df["customer_share"] = df["profit_rank"] / len(df)
-    df["profit_share"] = df["profit"].cumsum() / df["profit"].sum()
     return df
 
 

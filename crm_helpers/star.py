@@ -106,3 +106,21 @@ def latest_order_date(con: BaseBackend | str | Path | None = None):
     con = as_connection(con)
     value = con.table("fact_order_line").order_date.max().cast("date").execute()
     return value.date() if hasattr(value, "date") else value
+
+
+def money_measures(lines: ir.Table) -> dict[str, ir.Value]:
+    """The money measures of a group of order lines, defined once (floats, in currency units).
+
+    revenue = net sales (sales minus returns); gross_sales = sales lines only; returns = the
+    returned amount as a positive number; cost_of_goods = cost of the lines (a return carries
+    its cost with a minus sign); margin = revenue - cost_of_goods.
+    """
+    sale = lines.is_purchase
+    revenue, cost = lines.line_amount.sum(), lines.cost_amount.sum()
+    return {
+        "revenue": revenue.cast("float64"),
+        "gross_sales": lines.line_amount.sum(where=sale).fill_null(0).cast("float64"),
+        "returns": (-lines.line_amount.sum(where=~sale)).fill_null(0).cast("float64"),
+        "cost_of_goods": cost.cast("float64"),
+        "margin": (revenue - cost).cast("float64"),
+    }
