@@ -1,7 +1,12 @@
 # The workbook in two commands: `make workbook` and `make test`.
 # Both create the virtual environment (.venv) when it is missing.
 
-PYTHON_VERSION ?= 3.11
+# Python 3.12, found without network: python3.12 on PATH, else a version manager's (pyenv,
+# asdf), else one uv already manages. Override with `make PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for p in $$(command -v python3.12) \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 $$HOME/.asdf/installs/python/3.12*/bin/python3.12 2>/dev/null | sort -rV) \
+	$$( (command -v uv >/dev/null && uv python find 3.12) 2>/dev/null); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -18,9 +23,12 @@ env: $(STAMP)
 
 # uv installs the stack in seconds; it is itself installed with pip if missing.
 $(STAMP): pyproject.toml
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (tried python3.12 on PATH, pyenv and asdf versions/3.12*, uv python find 3.12)." \
+	  "Install one, e.g. 'pyenv install 3.12' or 'apt-get install python3.12', or pass PYTHON=/path/to/python3.12." >&2; exit 2; }
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv || $(PYTHON) -m pip install --quiet uv
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || rm -rf $(VENV)
 	UV="$$(command -v uv || echo python3 -m uv)"; \
-	$$UV venv --allow-existing --python $(PYTHON_VERSION) $(VENV) && \
+	$$UV venv --allow-existing --python $(PYTHON) $(VENV) && \
 	$$UV pip install --python $(BIN)/python -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)

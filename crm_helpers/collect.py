@@ -30,11 +30,11 @@ import json
 import re
 import warnings
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pytz
 import yaml
 from tqdm.auto import tqdm
 
@@ -159,7 +159,7 @@ def _validate_source(name: str, spec: dict, where: str) -> dict:
     if out["format"] == "csv" and not (isinstance(out["delimiter"], str)
                                        and len(out["delimiter"]) == 1):
         fail("delimiter", "the delimiter must be one character")
-    if out["timezone"] not in pytz.all_timezones_set:
+    if out["timezone"] not in available_timezones():
         fail("timezone", f"unknown time zone {out['timezone']!r}")
     if not isinstance(spec.get("tables"), dict) or not spec["tables"]:
         fail("tables", "no staging tables mapped")
@@ -530,8 +530,8 @@ def _field_sql(table: str, column: str, f: dict, spec: dict, month_end) -> dict:
     if typ in ("DATE", "TIMESTAMP"):
         checks["range"] = f"year({v}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}"
         if month_end:  # the file's month is local time: its end in UTC for timestamps
-            end = pytz.timezone(spec["timezone"]).localize(datetime(*month_end.timetuple()[:3]))
-            end = month_end if typ == "DATE" else end.astimezone(pytz.utc).replace(tzinfo=None)
+            end = datetime(*month_end.timetuple()[:3], tzinfo=ZoneInfo(spec["timezone"]))
+            end = month_end if typ == "DATE" else end.astimezone(UTC).replace(tzinfo=None)
             checks["future"] = f"{v} >= {typ} '{end}'"
     return {"value": value, "text": text, "checks": checks}
 
