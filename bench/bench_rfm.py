@@ -62,7 +62,7 @@ def load_crm():
     import ibis
     import ibis.backends.duckdb  # noqa: F401  Ibis loads a backend's modules lazily on first connect: an import, not work
 
-    from crm_helpers.rfm import rfm_summary
+    from crm_helpers.information.rfm import rfm_summary
 
     def run(src: str):
         t = ibis.duckdb.connect().read_parquet(src)

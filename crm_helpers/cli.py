@@ -50,7 +50,7 @@ def sample(customers: str = typer.Option("default", help="Number of people, or '
 def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt,
             sources: Optional[Path] = typer.Option(None, help="Source declarations (default: <data>/sources.yml).")):
     """Load every declared source file into the warehouse's staging tables."""
-    from crm_helpers import collect as collect_mod
+    from crm_helpers.data import collect as collect_mod
 
     data_dir, wh = _paths(data, warehouse)
     try:
@@ -66,7 +66,7 @@ def integrate(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Wareho
               threshold: float = typer.Option(0.9, help="Match probability at which two records are one customer "
                                                              "(integrate.MATCH_THRESHOLD).")):
     """Clean, resolve identities and build the single customer view and star schema."""
-    from crm_helpers import integrate as integrate_mod
+    from crm_helpers.information import integrate as integrate_mod
 
     _, wh = _paths(data, warehouse)
     summary = integrate_mod.integrate(wh, threshold=threshold, progress=True)

@@ -8,12 +8,13 @@ workbook at other data without editing code: ``CRM_DATA_DIR`` (the folder holdin
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(__file__).resolve().parent
-SAMPLE_SOURCES_YML = PACKAGE_DIR / "sample_sources.yml"
+SAMPLE_SOURCES_YML = PACKAGE_DIR / "sample" / "sources.yml"
 EXTERNAL_DIR = PROJECT_DIR / "data" / "external"
 CDNOW_DIR = EXTERNAL_DIR / "cdnow"
 REPORTS_DIR = PROJECT_DIR / "reports"
@@ -57,3 +58,107 @@ def sources_yml(base: Path | None = None) -> Path:
 def warehouse_path() -> Path:
     """The warehouse file: ``$CRM_WAREHOUSE`` if set, else ``<data>/warehouse.duckdb``."""
     return Path(os.environ.get("CRM_WAREHOUSE", data_dir() / "warehouse.duckdb"))
+
+
+# --- settings: what differs from one organisation to the next --------------------------------
+
+class ConfigError(ValueError):
+    """A declarations file that cannot be used: the message names the file, line and column."""
+
+
+def read_yaml(path: Path) -> dict:
+    """Parse a YAML file; a syntax error becomes one :class:`ConfigError` line naming file, line, column."""
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: YAML syntax error: {err.problem or err.context}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'settings:' and 'sources:'")
+    return doc or {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The organisation's settings: the ``settings:`` block of ``sources.yml``.
+
+    Every field has the sample world's value as its default, so a declarations file only states
+    what differs. ``channels`` names the order-line channel values that mean a store sale and a
+    web sale; ``web_store_id`` is the store id web orders carry; ``training_stores`` are SQL LIKE
+    patterns of store names whose receipts are staff training, not sales; ``junk_*`` list the
+    names, e-mail domains and e-mail local parts that mark test records.
+    """
+
+    organisation: str = "Sample Retail Ltd"
+    currency: str = "GBP"
+    country: str = "GB"
+    timezone: str = "Europe/London"
+    locale: str = "en_GB"
+    store_channel: str = "store"
+    web_channel: str = "web"
+    web_store_id: str = "WEB"
+    training_stores: tuple[str, ...] = ("%training%",)
+    junk_names: tuple[str, ...] = ("test", "tester", "asdf", "dummy", "xxx", "qa", "demo", "mickey mouse")
+    junk_email_domains: tuple[str, ...] = ("example.com", "example.org", "test.invalid", "test.com",
+                                           "mailinator.com")
+    junk_email_local_parts: tuple[str, ...] = ("test", "qa", "asdf", "noreply", "dummy")
+    match_threshold: float = 0.9
+
+    @property
+    def currency_symbol(self) -> str:
+        """The currency's symbol in the settings' locale (GBP -> £, EUR -> €), by babel."""
+        from babel.numbers import get_currency_symbol
+
+        return get_currency_symbol(self.currency, locale=self.locale)
+
+    def money(self, value: float, decimals: int = 2) -> str:
+        """A money amount as the reader expects it, in the declared currency: ``£1,234.50``."""
+        from babel.numbers import format_currency
+
+        pattern = None if decimals == 2 else "¤#,##0" + ("." + "0" * decimals if decimals else "")
+        return format_currency(value, self.currency, format=pattern, locale=self.locale,
+                               currency_digits=decimals == 2)
+
+    @classmethod
+    def from_mapping(cls, block: dict | None, where: str = "settings") -> "Settings":
+        """Settings from a ``settings:`` mapping; unknown keys and bad values raise :class:`ConfigError`."""
+        block = dict(block or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(block) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(known)})")
+        for name, value in block.items():
+            if isinstance(getattr(cls, name), tuple):
+                block[name] = tuple([value] if isinstance(value, str) else value or ())
+        settings = cls(**block)
+        settings.check(where)
+        return settings
+
+    def check(self, where: str = "settings") -> None:
+        """Raise :class:`ConfigError` for an unknown currency, country or time zone."""
+        from zoneinfo import available_timezones
+
+        from babel.numbers import get_currency_name
+
+        if get_currency_name(self.currency, locale="en") == self.currency:
+            raise ConfigError(f"{where}: unknown currency {self.currency!r} (an ISO 4217 code such as EUR)")
+        if self.timezone not in available_timezones():
+            raise ConfigError(f"{where}: unknown time zone {self.timezone!r} (such as Europe/Paris)")
+        import phonenumbers
+
+        if phonenumbers.country_code_for_region(self.country) == 0:
+            raise ConfigError(f"{where}: unknown country {self.country!r} (an ISO 3166 code such as FR)")
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The ``settings:`` block of a declarations file (default ``<data>/sources.yml``, else the sample's)."""
+    path = Path(path) if path is not None else sources_yml()
+    if not path.exists():
+        path = SAMPLE_SOURCES_YML
+    return Settings.from_mapping(read_yaml(path).get("settings"), where=f"{path}: settings")

@@ -92,7 +92,7 @@ def kpi_trend(
     (same month last year), 4 for quarters, 1 for years or for "previous period".
     ``highlight``: a period label to mark (the dashboard's current period).
     """
-    from crm_helpers.kpis import KPI_UNITS
+    from crm_helpers.information.kpis import KPI_UNITS
 
     unit = unit or KPI_UNITS.get(kpi, "")
     ax = ax or plt.subplots()[1]
@@ -154,7 +154,7 @@ def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all coho
 
 def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
     """The R x F score grid: customers per cell (or the cell's total of ``value``), with segment names."""
-    from crm_helpers.rfm import segment_grid
+    from crm_helpers.information.rfm import segment_grid
 
     if value == "customers":
         cells = scored.groupby(["r_score", "f_score"]).size()
@@ -204,7 +204,7 @@ def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: fl
 def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = None, unit: str | None = None,
              title: str | None = None, ax=None, horizontal: bool = False):
     """Bar chart of a cube slice (subtotal rows labelled ``All`` are left out)."""
-    from crm_helpers.olap import MEASURES, TOTAL
+    from crm_helpers.information.olap import MEASURES, TOTAL
 
     data = df
     for col in [x, hue]:

@@ -1,8 +1,9 @@
-"""The engine: a DuckDB warehouse file reached through Ibis.
+"""The engine: a DuckDB warehouse file reached through Ibis, opened in one place.
 
 Every transaction-level computation in the workbook is an Ibis expression on the connection
 returned by :func:`connect`, so the same code can run on another Ibis backend (Spark for big
-users); only customer-level tables come back to pandas.
+users); only customer-level tables come back to pandas. Code that must speak SQL (collect's
+set-based parsing) uses the same connection's DuckDB handle, ``connect(...).con``.
 """
 
 from __future__ import annotations
@@ -10,20 +11,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import ibis
+from ibis.backends import BaseBackend
 
 from crm_helpers import config
 
 
-def connect(path: Path | str | None = None, read_only: bool = False):
+class WarehouseMissing(FileNotFoundError):
+    """Reading a warehouse that collect and integrate have not built yet."""
+
+
+def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBackend:
     """Open the warehouse (default: :func:`crm_helpers.config.warehouse_path`) as an Ibis backend.
 
-    The session time zone is UTC: every timestamp in the warehouse is UTC wall-clock time. DuckDB's
-    memory is capped at :func:`crm_helpers.config.memory_limit`.
+    A writer creates the file (and its folder) when missing; a reader raises
+    :class:`WarehouseMissing` instead of creating an empty warehouse. The session time zone is
+    UTC: every timestamp in the warehouse is UTC wall-clock time. DuckDB's memory is capped at
+    :func:`crm_helpers.config.memory_limit`.
     """
     path = Path(path or config.warehouse_path())
+    if read_only and not path.exists():
+        raise WarehouseMissing(f"no warehouse at {path}: run `crm collect` and `crm integrate` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = ibis.duckdb.connect(str(path), read_only=read_only, memory_limit=config.memory_limit())
     con.raw_sql("SET TimeZone = 'UTC'")
     return con
 
+
+def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
+    """An Ibis connection from a connection, a warehouse path, or ``None`` (the configured warehouse).
+
+    Paths open read-only: analysis never writes.
+    """
+    if con is None or isinstance(con, (str, Path)):
+        return connect(con, read_only=True)
+    return con

@@ -22,8 +22,8 @@ _world: dict[str, Path] = {}
 def build_small_world() -> Path:
     """Generate, collect and integrate the small sample once; return its data folder."""
     if "dir" not in _world:
-        from crm_helpers.collect import collect
-        from crm_helpers.integrate import integrate
+        from crm_helpers.data.collect import collect
+        from crm_helpers.information.integrate import integrate
         from crm_helpers.sample import generate
 
         base = Path(tempfile.mkdtemp(prefix="crm-small-world-"))

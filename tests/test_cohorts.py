@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse, true_retention  # noqa: F401
 
-from crm_helpers import cohorts, star
+from crm_helpers import warehouse as wh
+from crm_helpers.information import cohorts, star
 
 
 def reference_cohorts(tables) -> pd.DataFrame:
@@ -27,7 +28,7 @@ def reference_cohorts(tables) -> pd.DataFrame:
 
 
 def test_cohort_table_matches_pandas(star_warehouse, star_tables):
-    ours = cohorts.cohort_table(star.connect(star_warehouse))
+    ours = cohorts.cohort_table(wh.connect(star_warehouse, read_only=True))
     ref = reference_cohorts(star_tables)
     m = ours.merge(ref, on=["cohort_month", "months_since"], how="outer", suffixes=("", "_ref"), indicator=True)
     assert (m["_merge"] == "both").all()
@@ -38,7 +39,7 @@ def test_cohort_table_matches_pandas(star_warehouse, star_tables):
 
 
 def test_matrices_shape(star_warehouse):
-    table = cohorts.cohort_table(star.connect(star_warehouse))
+    table = cohorts.cohort_table(wh.connect(star_warehouse, read_only=True))
     rates = cohorts.retention_matrix(table)
     counts = cohorts.retention_matrix(table, rates=False)
     assert (rates[0] == 1.0).all()
@@ -57,7 +58,7 @@ def test_matrices_shape(star_warehouse):
 
 def test_retention_reproduces_truth_within_sampling_error(star_warehouse):
     """Pooled retention k months after acquisition vs the generator's true P_BUY * SURVIVAL**k."""
-    curve = cohorts.retention_curve(cohorts.cohort_table(star.connect(star_warehouse)), max_months=18)
+    curve = cohorts.retention_curve(cohorts.cohort_table(wh.connect(star_warehouse, read_only=True)), max_months=18)
     for k, row in curve.iloc[1:].iterrows():
         p = true_retention(k)
         se = np.sqrt(p * (1 - p) / row["customers"])
@@ -65,7 +66,7 @@ def test_retention_reproduces_truth_within_sampling_error(star_warehouse):
 
 
 def test_retention_by_cohort_year(star_warehouse):
-    by_year = cohorts.retention_by_cohort_year(cohorts.cohort_table(star.connect(star_warehouse)))
+    by_year = cohorts.retention_by_cohort_year(cohorts.cohort_table(wh.connect(star_warehouse, read_only=True)))
     assert list(by_year.index) == ["2023", "2024", "2025"]
     assert np.isnan(by_year.loc["2025", "month_12"])  # 2025 cohorts are not 12 months old everywhere
 
@@ -77,7 +78,7 @@ def test_small_sample_cohorts_reproduce_truth(request):
     truth_dir = optional_fixture(request, "small_truth_dir")
     truth = pd.read_csv(truth_dir / "cohort_retention.csv")
     truth["cohort_month"] = truth["cohort_month"].astype(str).str[:7]
-    ours = cohorts.cohort_table(star.connect(path))
+    ours = cohorts.cohort_table(wh.connect(path, read_only=True))
     true_curve = truth.groupby("months_since")[["active_customers", "cohort_size"]].sum()
     true_curve = true_curve["active_customers"] / true_curve["cohort_size"]
     curve = cohorts.retention_curve(ours, max_months=24)

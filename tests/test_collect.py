@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from crm_helpers import config
-from crm_helpers.collect import (SourceError, collect, data_quality, load_sources,
-                                 quarantine_summary, reconciliation)
+from crm_helpers.data.collect import collect
+from crm_helpers.data.quality import data_quality, quarantine_summary, reconciliation
+from crm_helpers.data.sources import SourceError, load_sources
 
 POS_HEADER = "receipt_no;line_no;sold_at;store_id;loyalty_card;sku;qty;unit_price;line_total"
 SIGNUP_HEADER = ("customer_ref,first_name,last_name,email,phone,street,postcode,city,birth_date,"
@@ -514,7 +515,7 @@ def test_generated_sample_balances(tmp_path):
 
 def test_reports_accept_an_ibis_connection(world):
     from crm_helpers import warehouse
-    from crm_helpers.collect import STAGING_TABLES, describe_sources
+    from crm_helpers.data.sources import STAGING_TABLES, describe_sources
     run(world)
     con = warehouse.connect(world / "warehouse.duckdb")
     try:

@@ -4,7 +4,8 @@ import ibis
 import pandas as pd
 import pytest
 
-from crm_helpers import integrate, truth
+from crm_helpers import truth
+from crm_helpers.information import integrate
 from crm_helpers import warehouse as wh
 
 
@@ -118,7 +119,7 @@ def test_identity_quality_on_the_default_sample(tmp_path_factory):
     """The issue's bar, on the default 20,000-person sample: Splink >= 0.95 precision and recall,
     while e-mail matching alone stays clearly below it."""
     from crm_helpers import config
-    from crm_helpers.collect import collect
+    from crm_helpers.data.collect import collect
     from crm_helpers.sample import generate
 
     base = tmp_path_factory.mktemp("default-world")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa: F401
 
-from crm_helpers import kpis, star
+from crm_helpers import warehouse as wh
+from crm_helpers.information import kpis, star
 
 FREQ = {"month": "M", "quarter": "Q", "year": "Y"}
 
@@ -85,14 +86,14 @@ def _compare(ours: pd.DataFrame, ref: pd.DataFrame, keys: list[str]) -> None:
 
 @pytest.mark.parametrize("granularity", ["month", "quarter", "year"])
 def test_kpis_match_pandas(star_warehouse, star_tables, granularity):
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     ours = kpis.kpi_table(con, granularity)
     _compare(ours, reference_kpis(star_tables, granularity), [])
 
 
 @pytest.mark.parametrize("by", ["channel", "region", "category"])
 def test_kpis_by_slice_match_pandas(star_warehouse, star_tables, by):
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     ours = kpis.kpi_table(con, "quarter", by=by)
     if by == "category":
         prod = star_tables["dim_product"].set_index("sku")["category"]
@@ -105,13 +106,13 @@ def test_kpis_by_slice_match_pandas(star_warehouse, star_tables, by):
 
 def test_kpis_by_customer_attribute(star_warehouse, star_tables):
     attrs = pd.DataFrame({"customer_id": range(1, 601), "segment": [f"s{i % 3}" for i in range(1, 601)]})
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     ours = kpis.kpi_table(con, "year", by="segment", customer_attributes=attrs)
     _compare(ours, reference_kpis(star_tables, "year", "segment", attrs), ["segment"])
 
 
 def test_identities(star_warehouse):
-    t = kpis.kpi_table(star.connect(star_warehouse), "month")
+    t = kpis.kpi_table(wh.connect(star_warehouse, read_only=True), "month")
     assert (t["new_customers"] + t["returning_customers"] == t["active_customers"]).all()
     assert (t["previous_active"].iloc[1:].to_numpy() == t["active_customers"].iloc[:-1].to_numpy()).all()
     r = t["retention_rate"].dropna()
@@ -120,7 +121,7 @@ def test_identities(star_warehouse):
 
 
 def test_dashboard_latest_against_previous(star_warehouse):
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     d = kpis.kpi_dashboard(con, granularity="month")
     assert d.attrs["period"] == "2025-12" and d.attrs["previous_period"] == "2025-11"
     t = kpis.kpi_table(con, "month").set_index("period")
@@ -133,7 +134,7 @@ def test_dashboard_latest_against_previous(star_warehouse):
 
 
 def test_dashboard_quarter_and_year(star_warehouse):
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     q = kpis.kpi_dashboard(con, "2025-Q2", "quarter").set_index("kpi")
     t = kpis.kpi_table(con, "quarter").set_index("period")
     assert q.loc["orders", "current"] == t.loc["2025-Q2", "orders"]
@@ -143,7 +144,7 @@ def test_dashboard_quarter_and_year(star_warehouse):
 
 
 def test_where_filter_equals_slice(star_warehouse):
-    con = star.connect(star_warehouse)
+    con = wh.connect(star_warehouse, read_only=True)
     web = kpis.kpi_table(con, "year", where={"channel": "web"}).set_index("period")
     sliced = kpis.kpi_table(con, "year", by="channel").query("channel == 'web'").set_index("period")
     pd.testing.assert_series_equal(web["revenue"], sliced["revenue"])
@@ -151,7 +152,7 @@ def test_where_filter_equals_slice(star_warehouse):
 
 
 def test_customer_revenue_pareto(star_warehouse, star_tables):
-    ranked = kpis.customer_revenue(star.connect(star_warehouse))
+    ranked = kpis.customer_revenue(wh.connect(star_warehouse, read_only=True))
     f = star_tables["fact_order_line"].dropna(subset=["customer_id"])
     assert ranked["revenue"].sum() == pytest.approx(f["line_amount"].sum(), abs=0.005)
     assert ranked["revenue_share"].iloc[-1] == pytest.approx(1.0)
@@ -163,14 +164,14 @@ def test_kpis_on_small_sample(request):
     from fixtures_star import load_tables
 
     path = optional_fixture(request, "small_warehouse")
-    ours = kpis.kpi_table(star.connect(path), "quarter")
+    ours = kpis.kpi_table(wh.connect(path), "quarter")
     _compare(ours, reference_kpis(load_tables(path), "quarter"), [])
 
 
 def test_top_share_follows_the_kpi_rule():
     import pandas as pd
 
-    from crm_helpers.kpis import top_share
+    from crm_helpers.information.kpis import top_share
 
     ranked = pd.DataFrame({"revenue": [50.0, 20.0, 10.0, 10.0, 5.0, 5.0]})  # 6 customers: top 20% = 2
     assert top_share(ranked, 0.2) == pytest.approx(0.7)

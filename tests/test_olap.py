@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa: F401
 
-from crm_helpers import olap, star
+from crm_helpers import warehouse as wh
+from crm_helpers.information import olap, star
 
 ADDITIVE = ["revenue", "gross_sales", "returns", "cost_of_goods", "margin", "quantity", "lines"]
 
 
 @pytest.fixture(scope="module")
 def cube(star_warehouse):
-    return olap.Cube.from_warehouse(star.connect(star_warehouse))
+    return olap.Cube.from_warehouse(wh.connect(star_warehouse, read_only=True))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def test_unknown_names_rejected(cube):
 
 def test_small_sample_rollup(request):
     path = optional_fixture(request, "small_warehouse")
-    cube = olap.Cube.from_warehouse(star.connect(path))
+    cube = olap.Cube.from_warehouse(wh.connect(path, read_only=True))
     dims = ["region", "channel", "category"]
     df = cube.measures("revenue", "quantity").by(*dims).to_pandas(totals="rollup", label=None)
     _check_rollup(df, dims, ["revenue", "quantity"])

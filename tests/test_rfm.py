@@ -8,7 +8,8 @@ import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa: F401
 from pymc_marketing.clv.utils import rfm_summary as pymc_rfm_summary
 
-from crm_helpers import cdnow, rfm, star
+from crm_helpers import warehouse as wh
+from crm_helpers.information import cdnow, rfm, star
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def reference_summary(tables, end) -> pd.DataFrame:
 
 @pytest.mark.parametrize("end", ["2025-12-31", "2024-06-30"])
 def test_customer_summary_matches_pandas(star_warehouse, star_tables, end):
-    ours = rfm.customer_summary(star.connect(star_warehouse), observation_period_end=end).to_pandas()
+    ours = rfm.customer_summary(wh.connect(star_warehouse, read_only=True), observation_period_end=end).to_pandas()
     ref = reference_summary(star_tables, end)
     assert list(ours["customer_id"]) == list(ref["customer_id"])  # to the customer
     for col in ["frequency", "recency", "T", "purchase_days", "recency_days", "orders"]:
@@ -113,13 +114,13 @@ def test_customer_summary_equals_pymc_on_purchase_lines(star_warehouse, star_tab
     f = star_tables["fact_order_line"]
     buys = f[f["customer_id"].notna() & ~f["is_return"]].astype({"customer_id": "int64"})
     ref = pymc_rfm_summary(buys, "customer_id", "order_date", "line_amount", observation_period_end="2025-12-31")
-    ours = rfm.customer_summary(star.connect(star_warehouse), "2025-12-31").to_pandas()[rfm.SUMMARY_COLUMNS]
+    ours = rfm.customer_summary(wh.connect(star_warehouse, read_only=True), "2025-12-31").to_pandas()[rfm.SUMMARY_COLUMNS]
     pd.testing.assert_frame_equal(ours, ref, check_dtype=False, atol=1e-6)
 
 
 def test_return_only_day_is_not_a_purchase_day(star_warehouse, star_tables):
     """Customer 2's return on 2025-11-03 (no purchase that day) changes spend, not frequency."""
-    ours = rfm.customer_summary(star.connect(star_warehouse)).to_pandas().set_index("customer_id")
+    ours = rfm.customer_summary(wh.connect(star_warehouse, read_only=True)).to_pandas().set_index("customer_id")
     f = star_tables["fact_order_line"]
     c2 = f[f["customer_id"] == 2]
     buy_days = c2.loc[~c2["is_return"], "order_date"].nunique()
@@ -129,7 +130,7 @@ def test_return_only_day_is_not_a_purchase_day(star_warehouse, star_tables):
 
 
 def test_rfm_scores_are_quintiles(star_warehouse):
-    scored = rfm.rfm_scores(rfm.customer_summary(star.connect(star_warehouse))).to_pandas()
+    scored = rfm.rfm_scores(rfm.customer_summary(wh.connect(star_warehouse, read_only=True))).to_pandas()
     n = len(scored)
     for score, col, asc in [("r_score", "recency_days", False), ("f_score", "purchase_days", True),
                             ("m_score", "total_spend", True)]:
@@ -146,7 +147,7 @@ def test_rfm_scores_are_quintiles(star_warehouse):
 def test_segments_cover_the_grid(star_warehouse):
     grid = rfm.segment_grid()
     assert len(grid) == 25 and not grid.duplicated(["r_score", "f_score"]).any()
-    scored = rfm.rfm_scores(rfm.customer_summary(star.connect(star_warehouse))).to_pandas()
+    scored = rfm.rfm_scores(rfm.customer_summary(wh.connect(star_warehouse, read_only=True))).to_pandas()
     assert scored["segment"].notna().all()
     champions = scored[scored["segment"] == "Champions"]
     assert (champions["r_score"] == 5).all() and (champions["f_score"] >= 4).all()
@@ -156,7 +157,7 @@ def test_segments_cover_the_grid(star_warehouse):
 
 
 def test_profitability_matches_pandas(star_warehouse, star_tables):
-    prof = rfm.profitability(star.connect(star_warehouse)).set_index("customer_id")
+    prof = rfm.profitability(wh.connect(star_warehouse, read_only=True)).set_index("customer_id")
     f = star_tables["fact_order_line"].dropna(subset=["customer_id"])
     g = f.groupby(f["customer_id"].astype("int64"))
     ref = g["line_amount"].sum() - g["cost_amount"].sum()
@@ -173,7 +174,7 @@ def test_profitability_matches_pandas(star_warehouse, star_tables):
 
 
 def test_customer_traits(star_warehouse):
-    traits = rfm.customer_traits(star.connect(star_warehouse))
+    traits = rfm.customer_traits(wh.connect(star_warehouse, read_only=True))
     assert traits["customer_id"].is_unique and len(traits) == 600
     assert traits["web_share"].between(0, 1).all()
     assert set(traits["main_channel"]) <= {"store", "web"}
@@ -188,5 +189,5 @@ def test_summary_on_small_sample(request):
     buys = f[f["customer_id"].notna() & ~f["is_return"]].astype({"customer_id": "int64"})
     end = buys["order_date"].max()
     ref = pymc_rfm_summary(buys, "customer_id", "order_date", "line_amount", observation_period_end=end)
-    ours = rfm.customer_summary(star.connect(path), end).to_pandas()[rfm.SUMMARY_COLUMNS]
+    ours = rfm.customer_summary(wh.connect(path), end).to_pandas()[rfm.SUMMARY_COLUMNS]
     pd.testing.assert_frame_equal(ours, ref, check_dtype=False, atol=1e-6)

@@ -28,7 +28,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from crm_helpers import kpis, star
+from crm_helpers import warehouse as wh
+from crm_helpers.information import kpis, star
 
 TIME_UNIT_DAYS = {"D": 1, "W": 7}
 
@@ -173,7 +174,7 @@ def customer_summary(con=None, observation_period_end=None, time_unit: str = "D"
     cost_of_goods, margin (total_spend - cost_of_goods), all up to ``observation_period_end``
     (default the last order date). Customers without a purchase by then are left out.
     """
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     end = observation_end(con, observation_period_end)
     lines = star.customer_lines(con)
     lines = lines.filter(lines.order_date <= end)
@@ -211,7 +212,7 @@ def profitability(con=None, observation_period_end=None) -> pd.DataFrame:
     profitable), customer_share and profit_share (cumulative, for a Pareto/Stobachoff view).
     Customers with lines but no purchase by the end (only returns) are included.
     """
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     end = observation_end(con, observation_period_end)
     lines = star.customer_lines(con)
     lines = lines.filter(lines.order_date <= end)
@@ -280,7 +281,7 @@ def segment_profile(scored: pd.DataFrame, value: str = "margin") -> pd.DataFrame
 def customer_traits(con=None, observation_period_end=None) -> pd.DataFrame:
     """What describes a customer besides RFM: region, acquisition channel, main channel and category,
     share of spend online, number of categories bought (one row per customer, pandas)."""
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     end = observation_end(con, observation_period_end)
     lines = star.customer_lines(con)
     lines = lines.filter(lines.is_purchase & (lines.order_date <= end))

@@ -33,7 +33,9 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from crm_helpers import periods, star
+from crm_helpers import periods
+from crm_helpers import warehouse as wh
+from crm_helpers.information import star
 
 KPI_DEFINITIONS: dict[str, str] = {
     "active_customers": "customers with at least one purchase in the period",
@@ -86,7 +88,7 @@ def kpi_lines(
     ``segment``) to slice by; customers missing from it fall in ``(unknown)``. ``where``: equality
     (scalar) or membership (list) filters on any column, applied before computing the KPIs.
     """
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     lines = star.customer_lines(con)
     if customer_attributes is not None:
         attrs = customer_attributes
@@ -184,7 +186,7 @@ def kpi_table(
     (labels or dates) keep only periods in that range after computing (so the first kept period
     still has its retention against the one before).
     """
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     periods.check_granularity(granularity)
     keys = _as_list(by)
     lines = kpi_lines(con, granularity, keys, customer_attributes, where)
@@ -254,7 +256,7 @@ def kpi_dashboard(
     Columns: kpi, unit, current, previous, change (current - previous), change_pct (relative
     change), definition. With ``by``, one block of rows per slice (the slice columns come first).
     """
-    con = star.as_connection(con)
+    con = wh.as_connection(con)
     period = period or latest_period(con, granularity)
     current = periods.parse_period(period, granularity)
     previous = periods.shift_period(current, granularity, -1)

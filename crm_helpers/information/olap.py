@@ -27,7 +27,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from crm_helpers import star
+from crm_helpers.information import star
 
 TOTAL = "All"
 

@@ -2,7 +2,7 @@
 
 Everything transaction-level stays an Ibis expression, so it runs in the engine (DuckDB here,
 another Ibis backend later). Functions in ``kpis``, ``rfm``, ``cohorts`` and ``olap`` accept either an
-Ibis backend connection or a path to the warehouse file; :func:`as_connection` turns either into a
+Ibis backend connection or a path to the warehouse file; ``warehouse.as_connection`` turns either into a
 connection.
 """
 
@@ -14,27 +14,11 @@ import ibis
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
-from crm_helpers import config
 from crm_helpers import warehouse as wh
 
 #: Label used for a missing dimension value (so it can't be mistaken for a subtotal).
 UNKNOWN = "(unknown)"
 ANONYMOUS = "(anonymous)"
-
-
-def connect(warehouse: str | Path | None = None, read_only: bool = True) -> BaseBackend:
-    """Open the DuckDB warehouse (default ``config.warehouse_path()``) through Ibis."""
-    path = Path(warehouse) if warehouse is not None else config.warehouse_path()
-    if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}: run the collect and integrate stages first")
-    return wh.connect(path, read_only=read_only)
-
-
-def as_connection(con: BaseBackend | str | Path | None) -> BaseBackend:
-    """An Ibis connection from a connection, a warehouse path, or ``None`` (the configured warehouse)."""
-    if con is None or isinstance(con, (str, Path)):
-        return connect(con)
-    return con
 
 
 def is_purchase(lines: ir.Table) -> ir.BooleanValue:
@@ -54,7 +38,7 @@ def order_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
     buy in most, "online only" for web-only customers); for an anonymous walk-in sale it is the
     store's region. Missing dimension values read ``(unknown)``.
     """
-    con = as_connection(con)
+    con = wh.as_connection(con)
     f = con.table("fact_order_line")
     p = con.table("dim_product").select(
         "sku", "product_name", category_="category", tier_="tier"
@@ -103,7 +87,7 @@ def customer_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
 
 def latest_order_date(con: BaseBackend | str | Path | None = None):
     """The last order date in the warehouse (a ``datetime.date``)."""
-    con = as_connection(con)
+    con = wh.as_connection(con)
     value = con.table("fact_order_line").order_date.max().cast("date").execute()
     return value.date() if hasattr(value, "date") else value
 

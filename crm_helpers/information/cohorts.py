@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from crm_helpers import star
+from crm_helpers.information import star
 
 
 def _month_index(day: ir.DateValue) -> ir.IntegerValue:

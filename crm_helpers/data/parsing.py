@@ -1,0 +1,148 @@
+"""Parsing: SQL turning the text of each record into typed staging values and each record's problems.
+
+Nothing here touches a file: every function returns SQL over the temp tables that
+:mod:`crm_helpers.data.reading` fills (``_rows``: one row per record, every used column as text).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from crm_helpers.data.sources import KEYS, MONEY, PARSE_MSG, STAGING, V, YEARS, _lit, _q
+
+# --- parsing: SQL turning _rows into typed staging values and each record's problems ------------
+
+def _parse_value(column: str, typ: str, spec: dict) -> str:
+    """SQL parsing the text of ``column`` to ``typ``; NULL when it cannot."""
+    t = f"trim({_q(column)})"
+    if typ == "INTEGER":  # strict: TRY_CAST would round '2.5' to 3
+        return f"CASE WHEN regexp_full_match({t}, '[+-]?[0-9]+') THEN TRY_CAST({t} AS INTEGER) END"
+    if typ == MONEY:
+        return (f"CASE WHEN regexp_full_match({t}, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)') "
+                f"THEN TRY_CAST({t} AS {MONEY}) END")
+    if typ == "BOOLEAN":
+        return (f"CASE WHEN lower({t}) IN ('y', 'yes', 'true', '1') THEN true "
+                f"WHEN lower({t}) IN ('n', 'no', 'false', '0') THEN false END")
+    fmt = spec["date_format"] if typ == "DATE" else spec["timestamp_format"]
+    value = f"try_strptime({t}, {_lit(fmt)})" if fmt else f"TRY_CAST({t} AS TIMESTAMP)"
+    if typ == "DATE":
+        return f"CAST({value} AS DATE)"
+    if fmt and "%z" in fmt.lower():  # the data carries its offset; the session zone is UTC
+        return f"CAST({value} AS TIMESTAMP)"
+    if spec["timezone"] != "UTC":  # local wall-clock time -> UTC
+        return f"CAST(timezone({_lit(spec['timezone'])}, {value}) AS TIMESTAMP)"
+    return value
+
+
+def _scope_sql(spec: dict) -> str:
+    """Text (blank = NULL) and parsed values of each used column, then the names expressions see.
+
+    An expression sees a column with its staging type when every direct mapping of that column
+    agrees on one (so ``quantity * unit_price`` multiplies numbers), otherwise as text.
+    """
+    types: dict[str, set] = {}
+    for table, fields in spec["tables"].items():
+        for column, f in fields.items():
+            if "column" in f:
+                types.setdefault(f["column"], set()).add(STAGING[table][column][0])
+    inner, outer = ['"§no"'], ["*"]
+    for c in spec["used"]:
+        typed = types.get(c, set())
+        inner.append(f"CASE WHEN trim({_q(c)}) <> '' THEN {_q(c)} END AS {_q(c + '§txt')}")
+        inner += [f"{_parse_value(c, t, spec)} AS {_q(f'{c}§{t}')}" for t in sorted(typed - {V})]
+        visible = f"{c}§{min(typed)}" if len(typed) == 1 and typed != {V} else f"{c}§txt"
+        outer.append(f"{_q(visible)} AS {_q(c)}")
+    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM _rows)"
+
+
+def _file_month_end(rel: str) -> date | None:
+    """First day after the month in a file name like ``pos_2024-03.csv`` (None if no month)."""
+    m = re.search(r"((?:19|20)\d\d)-(0[1-9]|1[0-2])", Path(rel).name)
+    return date(int(m[1]) + int(m[2]) // 12, int(m[2]) % 12 + 1, 1) if m else None
+
+
+def _field_sql(table: str, column: str, f: dict, spec: dict, month_end) -> dict:
+    """SQL for one staging field: its value, its source text, and the checks it can fail."""
+    typ, required = STAGING[table][column]
+    x = _q(f"x§{table}§{column}")  # an expression's result, computed once in a lower layer
+    text = (_q(f["column"] + "§txt") if "column" in f else _lit(f["value"]) if "value" in f
+            else f"CAST({x} AS VARCHAR)")
+    value = (text if typ == V else _q(f"{f['column']}§{typ}")) if "column" in f else (
+        f"CAST({text} AS {typ})" if "value" in f else f"TRY_CAST({x} AS {typ})")
+    v = _q(f"v§{table}§{column}")
+    checks = {"parse": f"{text} IS NOT NULL AND {v} IS NULL"} if typ != V else {}
+    if required:
+        checks["missing"] = f"{v} IS NULL"
+    if typ in ("DATE", "TIMESTAMP"):
+        checks["range"] = f"year({v}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}"
+        if month_end:  # the file's month is local time: its end in UTC for timestamps
+            end = datetime(*month_end.timetuple()[:3], tzinfo=ZoneInfo(spec["timezone"]))
+            end = month_end if typ == "DATE" else end.astimezone(UTC).replace(tzinfo=None)
+            checks["future"] = f"{v} >= {typ} '{end}'"
+    return {"value": value, "text": text, "checks": checks}
+
+
+def _problem_sql(column: str, typ: str, field: dict, code: str, spec: dict,
+                 month_end) -> tuple[str, str]:
+    """SQL for the message (with the value) and the issue (without) of a field's problem."""
+    shown = f"'''' || left({field['text']}, 100) || ''''"
+    fmt = spec["date_format"] if typ == "DATE" else spec["timestamp_format"]
+    how = "" if typ not in ("DATE", "TIMESTAMP") else f" with {fmt}" if fmt else " as ISO"
+    parse = PARSE_MSG.get(typ, "cannot parse")
+    month = (month_end - timedelta(days=1)).strftime("%Y-%m") if month_end else ""
+    parts = {  # code: (message SQL, issue)
+        "parse": (f"{_lit(f'{column}: {parse} ')} || {shown} || {_lit(how)}", parse + how),
+        "missing": (_lit(f"{column}: missing required value"), "missing required value"),
+        "range": (f"{_lit(f'{column}: implausible date ')} || {shown} || "
+                  f"{_lit(f' (outside {YEARS[0]}-{YEARS[1]})')}", "implausible date"),
+        "future": (f"{_lit(f'{column}: ')} || {shown} || "
+                   f"{_lit(f' is after the file month {month}')}", "after the file month")}
+    msg = " ".join(f"WHEN '{k}' THEN {parts[k][0]}" for k in field["checks"])
+    issue = " ".join(f"WHEN '{k}' THEN {_lit(f'{column}: {parts[k][1]}')}" for k in field["checks"])
+    return f"CASE {code} {msg} END", f"CASE {code} {issue} END"
+
+
+def _parse_sql(spec: dict, rel: str) -> str:
+    """One SELECT over ``_scope``: stored values, record key, reasons and optional-value issues.
+
+    Layers, inside out: expressions (each evaluated once); field values; problem codes (first
+    failed check per field); the outer projection. Only checks a field can fail are emitted.
+    """
+    month_end = _file_month_end(rel)
+    fields = {(t, c): _field_sql(t, c, f, spec, month_end)
+              for t, fs in spec["tables"].items() for c, f in fs.items()}
+    exprs = ["*"] + [f"({f['expr']}) AS {_q(f'x§{t}§{c}')}"
+                     for t, fs in spec["tables"].items() for c, f in fs.items() if "expr" in f]
+    values = ["*"] + [f"{s['value']} AS {_q(f'v§{t}§{c}')}" for (t, c), s in fields.items()]
+    codes = ["*"] + [f"CASE {' '.join(f'WHEN {w} THEN {_lit(k)}' for k, w in s['checks'].items())}"
+                     f" END AS {_q(f'e§{t}§{c}')}" for (t, c), s in fields.items() if s["checks"]]
+    first = next(iter(spec["tables"]))
+    key = " || ':' || ".join(f"coalesce({fields[first, k]['text']}, '')" for k in KEYS[first])
+    problems = ", ".join(_q(f"e§{t}§{c}") for (t, c), s in fields.items() if s["checks"])
+    outer = ['"§no"', f"CASE WHEN coalesce({problems}) IS NOT NULL THEN {key} END AS \"§key\""]
+    reasons, issues = [], []
+    for (t, c), s in fields.items():
+        typ, required = STAGING[t][c]
+        v, e = _q(f"v§{t}§{c}"), _q(f"e§{t}§{c}")
+        outer.append(f"{f'CASE WHEN {e} IS NULL THEN {v} END' if s['checks'] else v} "
+                     f"AS {_q(f'{t}§{c}')}")
+        if not s["checks"]:
+            continue
+        msg, issue = _problem_sql(c, typ, s, e, spec, month_end)
+        if required:
+            reasons.append(msg)
+            issues.append(issue)
+        else:  # an optional value lost: the record loads, the value is NULL and reported
+            outer.append(f"CASE WHEN {e} IS NOT NULL THEN {{'issue': {issue}, 'reason': {msg}}} "
+                         f"END AS {_q(f'w§{t}§{c}')}")
+    outer += [f"concat_ws('; ', {', '.join(reasons)}) AS \"§reason\"",
+              f"concat_ws('; ', {', '.join(issues)}) AS \"§issue\""]
+    sql = "_scope"
+    for layer in (exprs, values, codes):
+        sql = f"(SELECT {', '.join(layer)} FROM {sql})"
+    return f"SELECT {', '.join(outer)} FROM {sql}"
+
+
