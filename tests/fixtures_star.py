@@ -1,6 +1,6 @@
 """A small synthetic star schema with known numbers, for the information-stage tests.
 
-It follows the warehouse star schema built by ``crm_helpers.integrate`` (dim_customer, dim_product, dim_date,
+It follows the warehouse star schema built by ``crm_helpers.information.integrate`` (dim_customer, dim_product, dim_date,
 dim_channel, fact_order_line) but is generated directly, so the KPI/RFM/cohort/OLAP tests do not
 wait for the sample generator and ``integrate``. Once the real small sample exists, the tests that
 take ``small_warehouse`` / ``small_truth_dir`` run against it as well.

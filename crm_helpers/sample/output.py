@@ -1,6 +1,6 @@
 """Writing raw and truth files: headers once, then each chunk's rows appended month by month.
 
-Delimiters and encodings come from the source declarations (sample_sources.yml), so the files
+Delimiters and encodings come from the source declarations (sample/sources.yml), so the files
 are written exactly as declared. CSV goes through pyarrow (fast, no quoting unless a value needs
 it), latin-1 files through pandas, JSON lines are assembled as text with pyarrow.
 """
