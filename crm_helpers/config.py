@@ -35,6 +35,20 @@ def memory_limit() -> str:
     return os.environ.get("CRM_MEMORY_LIMIT", "3GB")
 
 
+def lock_timeout() -> float:
+    """Seconds a connection waits for another process's lock on the warehouse (``$CRM_LOCK_TIMEOUT``, 60)."""
+    return float(os.environ.get("CRM_LOCK_TIMEOUT", "60"))
+
+
+def private_files() -> None:
+    """Create files from here on readable by their owner only (umask 077).
+
+    Called by every writer of personal data (the warehouse, the sample's raw exports and truth),
+    so neither the warehouse nor its write-ahead log nor the raw files are readable by others.
+    """
+    os.umask(0o077)
+
+
 def data_dir() -> Path:
     """The data folder: ``$CRM_DATA_DIR`` if set, else ``<project>/data``."""
     return Path(os.environ.get("CRM_DATA_DIR", PROJECT_DIR / "data"))

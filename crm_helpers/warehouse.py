@@ -8,8 +8,12 @@ set-based parsing) uses the same connection's DuckDB handle, ``connect(...).con`
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from pathlib import Path
 
+import duckdb
 import ibis
 from ibis.backends import BaseBackend
 
@@ -20,11 +24,31 @@ class WarehouseMissing(FileNotFoundError):
     """Reading a warehouse that collect and integrate have not built yet."""
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process held the warehouse's lock for longer than the lock timeout."""
+
+
+def _holder(message: str) -> str:
+    """The process named in DuckDB's lock error, with its command line when it can be read."""
+    found = re.search(r"held in (.*?) \(PID (\d+)\)", message)
+    if not found:
+        return "another process"
+    program, pid = found.groups()
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        cmdline = program
+    return f"process {pid} ({cmdline[:120]})"
+
+
 def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBackend:
     """Open the warehouse (default: :func:`crm_helpers.config.warehouse_path`) as an Ibis backend.
 
-    A writer creates the file (and its folder) when missing; a reader raises
-    :class:`WarehouseMissing` instead of creating an empty warehouse. The session time zone is
+    A writer creates the file (and its folder) when missing, readable by its owner only; a
+    reader raises :class:`WarehouseMissing` instead of creating an empty warehouse. DuckDB lets
+    one process write or several read: a connection that finds the file locked waits up to
+    :func:`crm_helpers.config.lock_timeout` seconds, then raises :class:`WarehouseBusy` naming
+    the process that holds the lock. The session time zone is
     UTC: every timestamp in the warehouse is UTC wall-clock time. DuckDB's memory is capped at
     :func:`crm_helpers.config.memory_limit`.
     """
@@ -32,8 +56,23 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBack
     if read_only and not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}: run `crm collect` and `crm integrate` first")
     if not read_only:
+        config.private_files()  # the warehouse holds personal data: owner-only files
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = ibis.duckdb.connect(str(path), read_only=read_only, memory_limit=config.memory_limit())
+    waited, deadline = 0.05, time.monotonic() + config.lock_timeout()
+    while True:
+        try:
+            con = ibis.duckdb.connect(str(path), read_only=read_only, memory_limit=config.memory_limit())
+            break
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"warehouse {path} is locked by {_holder(str(err))}; waited "
+                                    f"{config.lock_timeout():g} s (CRM_LOCK_TIMEOUT)") from None
+            time.sleep(waited)
+            waited = min(waited * 2, 1.0)
+    if not read_only and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
     con.raw_sql("SET TimeZone = 'UTC'")
     return con
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from crm_helpers.config import DEFAULT_SEED, END_DATE, START_DATE
+from crm_helpers.config import DEFAULT_SEED, END_DATE, START_DATE, private_files
 
 from . import world as w
 from .behaviour import (STORE, WEB, assign_tiers, campaign_window, draw_lines, draw_walkins,
@@ -90,6 +90,7 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = DEFAULT_SEED,
     if customers < 1:
         raise ValueError("customers must be positive")
     rates = rates or DefectRates()
+    private_files()  # the exports hold (invented) personal data, like real ones
     world_seq, chunk_seq = np.random.SeedSequence(seed).spawn(2)
     world = build_world(np.random.default_rng(world_seq))
     out = Output(out_dir)
