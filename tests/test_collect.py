@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import date, datetime
@@ -528,3 +529,45 @@ def test_reports_accept_an_ibis_connection(world):
     described = describe_sources(load_sources(world / "sources.yml")).set_index("source")
     assert described.loc["webshop", "tables"] == "stg_order_line, stg_customer"
     assert described.loc["callcentre", "encoding"] == "latin-1"
+
+
+# --- declarations in the warehouse --------------------------------------------------------------
+
+def test_declarations_are_written_to_the_warehouse(world):
+    from crm_helpers import warehouse
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace("  currency: GBP", "  currency: EUR").replace(
+        "    priority: 3\n", "    priority: 3\n    country: IE\n"))
+    run(world)
+    con = warehouse.connect(world / "warehouse.duckdb", read_only=True)
+    try:
+        settings = warehouse.settings(con)
+        roles = warehouse.source_roles(con)
+    finally:
+        con.disconnect()
+    assert settings.currency == "EUR" and settings.country == "GB"
+    assert settings.junk_names == config.Settings().junk_names  # tuples survive the JSON round trip
+    assert list(roles.columns) == ["source", "role", "priority", "country"]
+    # declared priorities first, then every other source in declaration order
+    assert roles.source.tolist() == ["crm_master", "webshop", "callcentre", "products", "stores",
+                                     "pos", "campaigns", "campaign_contacts",
+                                     "campaign_responses"]
+    assert roles.priority.tolist() == list(range(1, 10))
+    assert roles.set_index("source").role.to_dict()["crm_master"] == "customer_master"
+    assert roles.role.isna().sum() == 8
+    assert roles.set_index("source").country.to_dict() == {
+        **{s: "GB" for s in roles.source}, "callcentre": "IE"}
+    # replaced, not appended, on the next run
+    run(world)
+    assert count(world, "setting") == len(dataclasses.fields(config.Settings))
+    assert count(world, "source_declaration") == 9
+
+
+def test_settings_and_roles_of_an_older_warehouse_are_the_defaults(tmp_path):
+    from crm_helpers import warehouse
+    con = warehouse.connect(tmp_path / "old.duckdb")
+    try:
+        assert warehouse.settings(con) == config.Settings()
+        assert warehouse.source_roles(con).empty
+    finally:
+        con.disconnect()
