@@ -121,7 +121,7 @@ def _prepare(con) -> None:
 
 def _record_declarations(con, settings, sources: dict) -> None:
     """Replace ``setting`` and ``source_declaration`` with this run's declarations."""
-    values = [(f.name, json.dumps(getattr(settings, f.name)))
+    values = [(f.name, json.dumps(getattr(settings, f.name), ensure_ascii=False))
               for f in dataclasses.fields(settings)]
     declared = [(name, s["role"], s["priority"], s["country"], s["format"], s["description"],
                  ", ".join(f"stg_{t}" for t in s["tables"])) for name, s in sources.items()]
