@@ -189,7 +189,7 @@ def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) ->
         "p.\"§issue\", l.raw, ? FROM (SELECT * FROM _parsed WHERE \"§reason\" <> '') p "
         "JOIN _lines l ON l.line_no = p.\"§no\"", loaded_at)
     optional = [(t, c) for t, fields in spec["tables"].items() for c, f in fields.items()
-                if STAGING[t][c][0] != V and not is_required(t, c, f)]
+                if STAGING[t][c][0] != V and not is_required(t, c, f) and "derived" not in f]
     warns = [f"SELECT \"§no\" AS n, \"§key\" AS k, {_lit(t)} AS t, {_lit(c)} AS c, "
              f"{_q(f'w§{t}§{c}')} AS w FROM _parsed "
              f"WHERE \"§reason\" = '' AND {_q(f'w§{t}§{c}')} IS NOT NULL" for t, c in optional]
