@@ -669,7 +669,8 @@ def test_unmapped_line_numbers_amounts_and_products_are_derived(world):
         "        line_no: line_no\n        order_ts: sold_at", "        order_ts: sold_at").replace(
         "        unit_price: unit_price\n        line_amount: line_total",
         "        unit_price: unit_price"))
-    write(world, "pos/pos_2024-07.csv", [POS_HEADER, "R1;9;15/07/2024 10:00:00;S001;;P001;2;19.99;0",
+    write(world, "pos/pos_2024-07.csv", [POS_HEADER,  # line numbers and totals are ignored
+                                         "R1;9;15/07/2024 10:00:00;S001;;P001;2;19.99;0",
                                          "R2;9;15/07/2024 10:00:00;S001;;P002;1;29.99;0",
                                          "R1;9;15/07/2024 10:00:00;S001;;P003;3;59.00;0"])
     audit = run(world).set_index("file").loc["pos/pos_2024-07.csv"]

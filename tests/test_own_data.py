@@ -108,7 +108,8 @@ def test_the_declarations_reach_the_warehouse(shop):
     finally:
         con.disconnect()
     assert (settings.currency, settings.country, settings.timezone) == ("EUR", "FR", "Europe/Paris")
-    assert settings.currency_symbol == "€" and settings.organisation == "Épicerie du Marché, Lyon"
+    assert settings.currency_symbol == "€"
+    assert settings.organisation == "Épicerie du Marché, Lyon"
     assert roles.to_dict("records") == [
         {"source": "clients", "role": "customer_master", "priority": 1, "country": "FR"},
         {"source": "caisse", "role": None, "priority": 2, "country": "FR"}]

@@ -112,14 +112,16 @@ def _field_sql(table: str, column: str, f: dict, spec: dict, month_end) -> dict:
     value = (text if typ == V else _q(f"{f['column']}§{typ}")) if "column" in f else (
         f"CAST({text} AS {typ})" if "value" in f else f"TRY_CAST({x} AS {typ})" if "expr" in f
         else _derived_sql(table, column))
-    checks = {"parse": f"{text} IS NOT NULL AND {v} IS NULL"} if typ != V and "derived" not in f else {}
+    parsed = typ != V and "derived" not in f
+    checks = {"parse": f"{text} IS NOT NULL AND {v} IS NULL"} if parsed else {}
     if required:
         checks["derived" if "derived" in f else "missing"] = f"{v} IS NULL"
     if typ in ("DATE", "TIMESTAMP"):
         checks["range"] = f"year({v}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}"
         if month_end:  # the file's month is local time: its end in UTC for timestamps
             end = datetime(*month_end.timetuple()[:3], tzinfo=ZoneInfo(spec["timezone"]))
-            end = month_end if _time_format(typ, spec)[1] else end.astimezone(UTC).replace(tzinfo=None)
+            end = (month_end if _time_format(typ, spec)[1]  # days: the month's end is a day
+                   else end.astimezone(UTC).replace(tzinfo=None))
             checks["future"] = f"{v} >= {typ} '{end}'"
     return {"value": value, "text": text, "checks": checks}
 
@@ -128,7 +130,8 @@ def _derived_sql(table: str, column: str) -> str:
     """SQL deriving an unmapped column from the values of others (see ``DERIVED``)."""
     v = {c: _q(f"v§{table}§{c}") for c in STAGING[table]}
     return {
-        "line_no": f'CAST(row_number() OVER (PARTITION BY {v["order_id"]} ORDER BY "§no") AS INTEGER)',
+        "line_no": f'CAST(row_number() OVER (PARTITION BY {v["order_id"]} ORDER BY "§no") '
+                   'AS INTEGER)',
         "sku": v["product_name"],
         "line_amount": f"CAST({v['quantity']} * {v['unit_price']} AS {MONEY})",
         "unit_price": f"CAST(round({v['line_amount']} / nullif({v['quantity']}, 0), 2) AS {MONEY})",
@@ -143,11 +146,11 @@ def _problem_sql(table: str, column: str, typ: str, field: dict, code: str, spec
     how = "" if typ not in ("DATE", "TIMESTAMP") else f" with {fmt}" if fmt else " as ISO"
     parse = PARSE_MSG.get(typ, "cannot parse")
     month = (month_end - timedelta(days=1)).strftime("%Y-%m") if month_end else ""
+    derived_how = spec["tables"][table][column].get("derived")
     parts = {  # code: (message SQL, issue)
         "parse": (f"{_lit(f'{column}: {parse} ')} || {shown} || {_lit(how)}", parse + how),
         "missing": (_lit(f"{column}: missing required value"), "missing required value"),
-        "derived": (_lit(f"{column}: cannot be derived ({spec['tables'][table][column].get('derived')})"),
-                    "cannot be derived"),
+        "derived": (_lit(f"{column}: cannot be derived ({derived_how})"), "cannot be derived"),
         "range": (f"{_lit(f'{column}: implausible date ')} || {shown} || "
                   f"{_lit(f' (outside {YEARS[0]}-{YEARS[1]})')}", "implausible date"),
         "future": (f"{_lit(f'{column}: ')} || {shown} || "
