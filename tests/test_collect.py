@@ -421,6 +421,12 @@ def test_load_sources_rejects_bad_declarations(tmp_path, old, new, column, text)
         load_sources(tmp_path / "sources.yml")
     assert err.value.column == column and text in str(err.value)
     assert "sources.yml" in str(err.value)
+    assert f"{err.value.kind} {column!r}" in str(err.value)
+
+
+def test_a_declaration_error_names_the_key():
+    err = SourceError("webshop", "sources.yml", "priority", "priorities must differ", kind="key")
+    assert str(err) == "source 'webshop', file 'sources.yml', key 'priority': priorities must differ"
 
 
 def test_load_sources_normalises_the_sample_declaration():

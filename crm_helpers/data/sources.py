@@ -104,14 +104,16 @@ SOURCE_KEYS = ["description", "files", "format", "delimiter", "encoding", "decim
 
 
 class SourceError(Exception):
-    """A file-level problem with a declared source: names the source, the file and the column."""
+    """A file-level problem with a declared source: names the source, the file and the column
+    (or, in the sources file, the ``kind`` of thing to blame: a key or a table)."""
 
-    def __init__(self, source, file, column, message):
+    def __init__(self, source, file, column, message, kind="column"):
         super().__init__(source, file, column, message)
         self.source, self.file, self.column, self.message = source, str(file), column, message
+        self.kind = kind
 
     def __str__(self):
-        where = f", column {self.column!r}" if self.column else ""
+        where = f", {self.kind} {self.column!r}" if self.column else ""
         return f"source {self.source!r}, file {self.file!r}{where}: {self.message}"
 
 
@@ -140,7 +142,7 @@ def load_declarations(path) -> tuple[config.Settings, dict]:
     unknown = sorted(set(doc) - {"settings", "sources"})
     if unknown:
         raise SourceError("-", path.name, unknown[0], f"unknown top-level key {unknown[0]!r} "
-                          "(known: settings, sources)")
+                          "(known: settings, sources)", kind="key")
     settings = config.Settings.from_mapping(doc.get("settings"), where=f"{path}: settings")
     if not isinstance(doc.get("sources"), dict) or not doc["sources"]:
         raise SourceError("-", path.name, None, "expected a top-level 'sources:' mapping")
@@ -162,8 +164,8 @@ def load_sources(path) -> dict:
 
 def _validate_source(name: str, spec, where: str, settings: config.Settings) -> dict:
     """Check one source declaration and return it normalised."""
-    def fail(key, message):
-        raise SourceError(name, where, key, message)
+    def fail(key, message, kind="key"):
+        raise SourceError(name, where, key, message, kind)
     if not isinstance(spec, dict):
         fail(None, "a source declaration is a mapping of keys such as files, format and tables")
     unknown = [k for k in spec if k not in SOURCE_KEYS]
@@ -226,15 +228,16 @@ def _validate_table(table: str, mapping, fail) -> dict:
     """Check one table's mapping; return its fields, unmapped derivable columns included."""
     table = table.removeprefix("stg_")
     if table not in STAGING:
-        fail(table, f"unknown staging table {table!r} (known: {', '.join(STAGING)})")
+        fail(table, f"unknown staging table {table!r} (known: {', '.join(STAGING)})", "table")
     if not isinstance(mapping, dict):
-        fail(table, f"the mapping of {table!r} is a list of 'staging column: source column'")
+        fail(table, f"the mapping of {table!r} is a list of 'staging column: source column'",
+             "table")
     fields = {}
     for column, value in mapping.items():
         if column not in STAGING[table]:
             fail(column, f"unknown staging column {column!r} in table {table!r} "
-                         f"(known: {', '.join(STAGING[table])})")
-        fields[column] = _field(value, lambda m, c=column: fail(c, m))
+                         f"(known: {', '.join(STAGING[table])})", "column")
+        fields[column] = _field(value, lambda m, c=column: fail(c, m, "column"))
     for column, (needs, how) in DERIVED.get(table, {}).items():
         if column not in fields and all(n in fields for n in needs):
             fields[column] = {"derived": how}
@@ -245,7 +248,8 @@ def _validate_table(table: str, mapping, fail) -> dict:
         column = unmapped[0]
         needs = DERIVED.get(table, {}).get(column, ((),))[0]
         hint = f" (or map {' and '.join(needs)} to derive it)" if needs else ""
-        fail(column, f"required staging column {column!r} of {table!r} is not mapped{hint}")
+        fail(column, f"required staging column {column!r} of {table!r} is not mapped{hint}",
+             "column")
     return fields
 
 
@@ -277,12 +281,13 @@ def _check_roles(sources: dict, where: str) -> None:
     masters = [n for n, s in sources.items() if s["role"] == "customer_master"]
     if len(masters) > 1:
         raise SourceError(masters[1], where, "role", f"only one source can be the "
-                          f"customer_master ({masters[0]!r} already is)")
+                          f"customer_master ({masters[0]!r} already is)", kind="key")
     declared: dict[int, str] = {}
     for name, s in sources.items():
         if s["priority"] is not None and s["priority"] in declared:
-            raise SourceError(name, where, "priority", f"priority {s['priority']} is also "
-                              f"{declared[s['priority']]!r}'s: priorities must differ")
+            raise SourceError(name, where, "priority", f"{declared[s['priority']]!r} has priority "
+                              f"{s['priority']} too: priorities must differ",
+                              kind="key")
         if s["priority"] is not None:
             declared[s["priority"]] = name
     after = max(declared, default=0)
