@@ -55,7 +55,7 @@ def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Warehous
     data_dir, wh = _paths(data, warehouse)
     try:
         audit = collect_mod.collect(data_dir, wh, sources_file=sources, progress=True)
-    except collect_mod.SourceError as err:
+    except (collect_mod.SourceError, config.ConfigError) as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(2) from err
     typer.echo(audit.to_string(index=False) if len(audit) else "nothing new to load")

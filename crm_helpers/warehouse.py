@@ -8,6 +8,7 @@ set-based parsing) uses the same connection's DuckDB handle, ``connect(...).con`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import ibis
+import pandas as pd
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
@@ -85,3 +87,33 @@ def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
     if con is None or isinstance(con, (str, Path)):
         return connect(con, read_only=True)
     return con
+
+
+def settings(con: BaseBackend | str | Path | None = None) -> config.Settings:
+    """The organisation's settings as collect recorded them (table ``setting``).
+
+    Each row is a setting's name and its value as JSON text. A warehouse collected before
+    settings were recorded gives the defaults (the sample world's values).
+    """
+    con = as_connection(con)
+    if "setting" not in con.list_tables():
+        return config.Settings()
+    rows = con.table("setting").to_pyarrow().to_pylist()
+    return config.Settings.from_mapping({r["key"]: json.loads(r["value"]) for r in rows},
+                                        where="warehouse table setting")
+
+
+def source_roles(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
+    """One row per declared source: ``source``, ``role``, ``priority``, ``country``.
+
+    ``role`` is ``customer_master`` for the source whose customer ids other files refer to, else
+    ``None``; ``priority`` orders survivorship (1 first; every source has one, unique); ``country``
+    is the ISO code phone numbers of that source default to. Ordered by priority. Empty (with
+    these columns) for a warehouse collected before the declarations were recorded.
+    """
+    con = as_connection(con)
+    columns = ["source", "role", "priority", "country"]
+    if "source_declaration" not in con.list_tables():
+        return pd.DataFrame(columns=columns)
+    roles = con.table("source_declaration").select(*columns).order_by("priority").to_pandas()
+    return roles.astype({"role": object}).where(roles.notna(), None)

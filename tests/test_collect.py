@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from datetime import date, datetime
@@ -393,6 +394,24 @@ def test_bad_expression_names_the_column(world):
     ("        sku: sku\n        quantity: qty", "        quantity: qty",
      "sku", "required staging column 'sku'"),
     ("    encoding: latin-1", "    encoding: ebcdic", "encoding", "unsupported encoding"),
+    ("    encoding: latin-1", "    encoding: latin-1\n    decimal_separator: ';'",
+     "decimal_separator", "the decimal separator is '.' or ','"),
+    ("    encoding: latin-1", "    encoding: latin-1\n    decimal_seperator: ','",
+     "decimal_seperator", "unknown key 'decimal_seperator'"),
+    ("    priority: 3", "    priority: 2", "priority", "priorities must differ"),
+    ("    priority: 3", "    priority: third", "priority", "whole number"),
+    ("    priority: 3", "    priority: 3\n    role: customer_master", "role",
+     "only one source can be the customer_master ('crm_master' already is)"),
+    ("    priority: 3", "    priority: 3\n    role: master", "role", "unknown role 'master'"),
+    ("    priority: 3", "    priority: 3\n    country: XX", "country", "unknown country 'XX'"),
+    ("    priority: 3", "    priority: 3\n    true_values: [oui]\n    false_values: [OUI]",
+     "false_values", "'oui' is both a true and a false value"),
+    ("        unit_price: unit_price\n        line_amount: line_total", "", "unit_price",
+     "required staging column 'unit_price' of 'order_line' is not mapped "
+     "(or map line_amount and quantity to derive it)"),
+    ("        sku: sku\n        quantity: qty", "        quantity: qty", "sku",
+     "(or map product_name to derive it)"),
+    ("sources:\n", "source:\n  x: 1\nsources:\n", "source", "unknown top-level key 'source'"),
 ])
 def test_load_sources_rejects_bad_declarations(tmp_path, old, new, column, text):
     source = config.SAMPLE_SOURCES_YML.read_text()
@@ -402,6 +421,12 @@ def test_load_sources_rejects_bad_declarations(tmp_path, old, new, column, text)
         load_sources(tmp_path / "sources.yml")
     assert err.value.column == column and text in str(err.value)
     assert "sources.yml" in str(err.value)
+    assert f"{err.value.kind} {column!r}" in str(err.value)
+
+
+def test_a_declaration_error_names_the_key():
+    err = SourceError("webshop", "sources.yml", "priority", "priorities must differ", kind="key")
+    assert str(err) == "source 'webshop', file 'sources.yml', key 'priority': priorities must differ"
 
 
 def test_load_sources_normalises_the_sample_declaration():
@@ -528,3 +553,153 @@ def test_reports_accept_an_ibis_connection(world):
     described = describe_sources(load_sources(world / "sources.yml")).set_index("source")
     assert described.loc["webshop", "tables"] == "stg_order_line, stg_customer"
     assert described.loc["callcentre", "encoding"] == "latin-1"
+
+
+# --- declarations in the warehouse --------------------------------------------------------------
+
+def test_declarations_are_written_to_the_warehouse(world):
+    from crm_helpers import warehouse
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace("  currency: GBP", "  currency: EUR").replace(
+        "    priority: 3\n", "    priority: 3\n    country: IE\n"))
+    run(world)
+    con = warehouse.connect(world / "warehouse.duckdb", read_only=True)
+    try:
+        settings = warehouse.settings(con)
+        roles = warehouse.source_roles(con)
+    finally:
+        con.disconnect()
+    assert settings.currency == "EUR" and settings.country == "GB"
+    assert settings.junk_names == config.Settings().junk_names  # tuples survive the JSON round trip
+    assert list(roles.columns) == ["source", "role", "priority", "country"]
+    # declared priorities first, then every other source in declaration order
+    assert roles.source.tolist() == ["crm_master", "webshop", "callcentre", "products", "stores",
+                                     "pos", "campaigns", "campaign_contacts",
+                                     "campaign_responses"]
+    assert roles.priority.tolist() == list(range(1, 10))
+    assert roles.set_index("source").role.to_dict()["crm_master"] == "customer_master"
+    assert roles.role.isna().sum() == 8
+    assert roles.set_index("source").country.to_dict() == {
+        **{s: "GB" for s in roles.source}, "callcentre": "IE"}
+    # replaced, not appended, on the next run
+    run(world)
+    assert count(world, "setting") == len(dataclasses.fields(config.Settings))
+    assert count(world, "source_declaration") == 9
+
+
+def test_settings_and_roles_of_an_older_warehouse_are_the_defaults(tmp_path):
+    from crm_helpers import warehouse
+    con = warehouse.connect(tmp_path / "old.duckdb")
+    try:
+        assert warehouse.settings(con) == config.Settings()
+        assert warehouse.source_roles(con).empty
+    finally:
+        con.disconnect()
+
+
+
+# --- per-source conventions ---------------------------------------------------------------------
+
+def parse(column_type: str, text: str | None, **declared):
+    """Parse one text value as collect would for a source declaring ``declared``."""
+    from crm_helpers.data.parsing import _parse_value
+    spec = {"decimal_separator": ".", "true_values": ["y", "yes", "true", "1"],
+            "false_values": ["n", "no", "false", "0"], "date_format": None,
+            "timestamp_format": None, "timezone": "UTC", **declared}
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(f"SELECT {_parse_value('x', column_type, spec)} FROM (SELECT ? AS x)",
+                           [text]).fetchone()[0]
+
+
+@pytest.mark.parametrize("separator, text, amount", [
+    (",", "12,50", "12.50"), (",", "1.234,50", "1234.50"), (",", "1 234,50", "1234.50"),
+    (",", "1\u202f234,50", "1234.50"), (",", "-8,90", "-8.90"), (",", "12", "12.00"),
+    (",", ",5", "0.50"), (",", "12.50", None), (",", "1.23,40", None), (",", "1,2,3", None),
+    (".", "12.50", "12.50"), (".", "12,50", None), (".", "1,234.50", None)])
+def test_decimal_separator(separator, text, amount):
+    value = parse("DECIMAL(12,2)", text, decimal_separator=separator)
+    assert value == (Decimal(amount) if amount else None)
+
+
+@pytest.mark.parametrize("separator, text, number", [
+    (",", "1.000", 1000), (",", "2,5", None), (",", "-3", -3), (".", "1.000", None)])
+def test_decimal_separator_for_whole_numbers(separator, text, number):
+    assert parse("INTEGER", text, decimal_separator=separator) == number
+
+
+@pytest.mark.parametrize("declared, text, flag", [
+    ({}, "YES", True), ({}, " n ", False), ({}, "1", True), ({}, "oui", None),
+    ({"true_values": ["oui", "o"], "false_values": ["non", "n"]}, "Oui", True),
+    ({"true_values": ["oui", "o"], "false_values": ["non", "n"]}, "NON", False),
+    ({"true_values": ["oui", "o"], "false_values": ["non", "n"]}, "yes", None)])
+def test_boolean_words(declared, text, flag):
+    assert parse("BOOLEAN", text, **declared) == flag
+
+
+def test_yaml_booleans_in_the_word_lists_are_spelled_out():
+    from crm_helpers.data.sources import _words
+    assert _words([True, "O"]) == ["true", "yes", "on", "o"] and _words("oui") == []
+
+
+@pytest.mark.parametrize("declared, text, stamp", [
+    # the bug: a date-only value shifted from local midnight to UTC landed on the day before
+    ({"timestamp_format": "%d/%m/%Y"}, "15/07/2024", datetime(2024, 7, 15)),
+    ({"date_format": "%d/%m/%Y"}, "01/03/2025", datetime(2025, 3, 1)),
+    ({}, "2024-07-15", datetime(2024, 7, 15)),
+    ({}, "2024-07-15 10:00:00", datetime(2024, 7, 15, 8, 0)),  # a time of day is local time
+    ({"timestamp_format": "%d/%m/%Y %H:%M", "date_format": "%d/%m/%Y"}, "15/07/2024 00:30",
+     datetime(2024, 7, 14, 22, 30))])
+def test_days_keep_their_date_and_times_move_to_utc(declared, text, stamp):
+    assert parse("TIMESTAMP", text, timezone="Europe/Paris", **declared) == stamp
+
+
+def test_a_date_only_order_on_the_last_day_of_the_file_month_loads(world):
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace(
+        'timestamp_format: "%d/%m/%Y %H:%M:%S"', 'timestamp_format: "%d/%m/%Y"'))
+    write(world, "pos/pos_2024-07.csv", [POS_HEADER, "R1;1;31/07/2024;S001;;P001;1;19.99;19.99",
+                                         "R1;2;01/07/2024;S001;;P001;1;19.99;19.99",
+                                         "R2;1;01/08/2024;S001;;P001;1;19.99;19.99"])
+    run(world)
+    assert sql(world, "SELECT line_no, order_ts FROM stg_order_line "
+                      "WHERE file = 'pos/pos_2024-07.csv' ORDER BY 1") == [
+        (1, datetime(2024, 7, 31)), (2, datetime(2024, 7, 1))]
+    assert quarantined(world, "pos/pos_2024-07.csv")[4][0] == (
+        "order_ts: '01/08/2024' is after the file month 2024-07")
+
+
+def test_unmapped_line_numbers_amounts_and_products_are_derived(world):
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace(
+        "        line_no: line_no\n        order_ts: sold_at", "        order_ts: sold_at").replace(
+        "        unit_price: unit_price\n        line_amount: line_total",
+        "        unit_price: unit_price"))
+    write(world, "pos/pos_2024-07.csv", [POS_HEADER,  # line numbers and totals are ignored
+                                         "R1;9;15/07/2024 10:00:00;S001;;P001;2;19.99;0",
+                                         "R2;9;15/07/2024 10:00:00;S001;;P002;1;29.99;0",
+                                         "R1;9;15/07/2024 10:00:00;S001;;P003;3;59.00;0"])
+    audit = run(world).set_index("file").loc["pos/pos_2024-07.csv"]
+    assert audit.derived == ("line_no = position of the line within its order in the file; "
+                             "line_amount = quantity * unit_price")
+    assert sql(world, "SELECT order_id, line_no, sku, line_amount FROM stg_order_line "
+                      "WHERE file = 'pos/pos_2024-07.csv' ORDER BY record_no") == [
+        ("R1", 1, "P001", Decimal("39.98")), ("R2", 1, "P002", Decimal("29.99")),
+        ("R1", 2, "P003", Decimal("177.00"))]
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(world):
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace("    files: pos/pos_*.csv",
+                                                    "    files: [pos/pos_*.csv"))
+    with pytest.raises(config.ConfigError) as err:
+        run(world)
+    assert str(err.value).startswith(f"{world / 'sources.yml'}, line ")
+    assert "\n" not in str(err.value)
+
+
+def test_a_bad_setting_is_a_config_error(world):
+    text = (world / "sources.yml").read_text()
+    (world / "sources.yml").write_text(text.replace("  currency: GBP", "  currency: EURO"))
+    with pytest.raises(config.ConfigError, match="unknown currency 'EURO'"):
+        run(world)

@@ -12,7 +12,12 @@ lands in the warehouse in one transaction per file:
 - ``value_issue``: optional typed values that could not be parsed (or were implausible dates)
   and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
-  parser) = ``rows_loaded`` + ``rows_quarantined``.
+  parser) = ``rows_loaded`` + ``rows_quarantined``; ``derived`` lists the staging columns the
+  source left unmapped and collect derived (``DERIVED``), with how.
+- ``source_declaration`` (source, role, priority, country, format, description, tables) and
+  ``setting`` (key, value as JSON text): the declarations, replaced on every run, so integrate,
+  notebooks and reports read them from the warehouse (:func:`crm_helpers.warehouse.settings`,
+  :func:`crm_helpers.warehouse.source_roles`).
 
 Decisions where the contract is silent: a record feeding several tables (a web order line also
 describes a customer) is loaded into all of them or quarantined whole, so the audit counts
@@ -24,6 +29,7 @@ whose quoted values span lines is refused (its records could not be numbered by 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -38,8 +44,9 @@ from tqdm.auto import tqdm
 from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.data.reading import _stage
-from crm_helpers.data.sources import (AUDIT_COLUMNS, KEYS, META, OTHER_TABLES, STAGING,
-                                      STAGING_TABLES, V, SourceError, _lit, _q, load_sources)
+from crm_helpers.data.sources import (AUDIT_COLUMNS, FILE_TABLES, KEYS, META, OTHER_TABLES,
+                                      STAGING, STAGING_TABLES, V, SourceError, _lit, _q,
+                                      is_required, load_declarations)
 
 # --- collect ------------------------------------------------------------------------------------
 
@@ -59,7 +66,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             warnings.warn(f"no {sources_file}: using the sample world's declarations "
                           f"({config.SAMPLE_SOURCES_YML.name}); write your own for your data", stacklevel=2)
             sources_file = config.SAMPLE_SOURCES_YML
-    sources = load_sources(sources_file)
+    settings, sources = load_declarations(sources_file)
     raw = config.raw_dir(data_dir)
     jobs = [(name, spec, path)
             for name, spec in sources.items() for path in _files(name, spec, raw)]
@@ -67,6 +74,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     con = backend.con  # collect parses in set-based DuckDB SQL
     try:
         _prepare(con)
+        _record_declarations(con, settings, sources)
         rows = []
         bar = tqdm(jobs, desc="collect", unit="file", disable=not progress)
         for name, spec, path in bar:
@@ -106,6 +114,27 @@ def _prepare(con) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS stg_{table} ({META}, {cols})")
     for table, cols in OTHER_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+    # Warehouses collected before a column existed: add it (empty for their earlier rows).
+    con.execute("ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS derived VARCHAR")
+    con.execute("ALTER TABLE stg_order_line ADD COLUMN IF NOT EXISTS product_name VARCHAR")
+
+
+def _record_declarations(con, settings, sources: dict) -> None:
+    """Replace ``setting`` and ``source_declaration`` with this run's declarations."""
+    values = [(f.name, json.dumps(getattr(settings, f.name), ensure_ascii=False))
+              for f in dataclasses.fields(settings)]
+    declared = [(name, s["role"], s["priority"], s["country"], s["format"], s["description"],
+                 ", ".join(f"stg_{t}" for t in s["tables"])) for name, s in sources.items()]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM setting")
+        con.executemany("INSERT INTO setting VALUES (?, ?)", values)
+        con.execute("DELETE FROM source_declaration")
+        con.executemany("INSERT INTO source_declaration VALUES (?, ?, ?, ?, ?, ?, ?)", declared)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
@@ -118,11 +147,11 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
         return dict(zip(AUDIT_COLUMNS, known), status="skipped")
     header = _stage(con, name, spec, path, rel)  # temp tables only: nothing to undo on error
     audit = dict(source=name, file=rel, fingerprint=fingerprint, spec_hash=spec["hash"],
-                 loaded_at=datetime.now(UTC).replace(tzinfo=None))
+                 loaded_at=datetime.now(UTC).replace(tzinfo=None), derived=_derived(spec))
     con.execute("BEGIN TRANSACTION")
     try:
         if known:  # same name, new content or declaration: drop its earlier rows everywhere
-            for table in [*STAGING_TABLES, *OTHER_TABLES]:
+            for table in [*STAGING_TABLES, *FILE_TABLES]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?", [name, rel])
         audit.update(_write(con, name, spec, rel, header, audit["loaded_at"]))
         if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"]:
@@ -159,8 +188,8 @@ def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) ->
         f"INSERT INTO quarantine {columns} SELECT ?, ?, p.\"§no\", p.\"§key\", p.\"§reason\", "
         "p.\"§issue\", l.raw, ? FROM (SELECT * FROM _parsed WHERE \"§reason\" <> '') p "
         "JOIN _lines l ON l.line_no = p.\"§no\"", loaded_at)
-    optional = [(t, c) for t, fields in spec["tables"].items() for c in fields
-                if STAGING[t][c][0] != V and not STAGING[t][c][1]]
+    optional = [(t, c) for t, fields in spec["tables"].items() for c, f in fields.items()
+                if STAGING[t][c][0] != V and not is_required(t, c, f) and "derived" not in f]
     warns = [f"SELECT \"§no\" AS n, \"§key\" AS k, {_lit(t)} AS t, {_lit(c)} AS c, "
              f"{_q(f'w§{t}§{c}')} AS w FROM _parsed "
              f"WHERE \"§reason\" = '' AND {_q(f'w§{t}§{c}')} IS NOT NULL" for t, c in optional]
@@ -170,6 +199,13 @@ def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) ->
         raise SourceError(name, rel, None, f"tables received different row counts: {loaded}")
     return dict(rows_read=read, rows_loaded=loaded.pop(), rows_quarantined=quarantined,
                 values_nulled=nulled or 0)
+
+
+def _derived(spec: dict) -> str | None:
+    """The columns a source leaves to collect, with how they are derived (for ``load_audit``)."""
+    said = [f"{c} = {f['derived']}" for fields in spec["tables"].values()
+            for c, f in fields.items() if "derived" in f]
+    return "; ".join(said) or None
 
 
 def _rejected_key(spec: dict, header) -> str:

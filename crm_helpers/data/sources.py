@@ -2,9 +2,11 @@
 
 ``STAGING`` declares every staging table once (column -> type, required). A source declaration
 says where a system's files are (globs under ``raw/``), how they are written (format, delimiter,
-encoding, decimal separator, boolean words, date conventions, time zone, country) and which of
-their columns feeds which staging column. :func:`load_sources` validates a declarations file and
-raises :class:`SourceError` naming the source, the file and the column of the first problem.
+encoding, decimal separator, boolean words, date conventions, time zone, country), what role it
+plays (``role: customer_master``, survivorship ``priority``) and which of its columns feeds
+which staging column. :func:`load_declarations` reads the ``settings:`` block and the
+``sources:``; it raises :class:`SourceError` naming the source, the file and the key or column
+of the first problem.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 from zoneinfo import available_timezones
 
 import pandas as pd
-import yaml
+
+from crm_helpers import config
 
 MONEY = "DECIMAL(12,2)"
-V, R = "VARCHAR", True  # R marks a required column: missing or unparseable -> quarantine
+V, R = "VARCHAR", True  # R: a loaded row has a value (missing or unparseable -> quarantine)
 # The staging schema, declared once: table -> column -> (type, required).
 STAGING: dict[str, dict[str, tuple[str, bool]]] = {
     "customer": {
@@ -31,7 +34,8 @@ STAGING: dict[str, dict[str, tuple[str, bool]]] = {
     "order_line": {
         "order_id": (V, R), "line_no": ("INTEGER", R), "order_ts": ("TIMESTAMP", R),
         "customer_ref": (V, False), "store_id": (V, False), "channel": (V, R), "sku": (V, R),
-        "quantity": ("INTEGER", R), "unit_price": (MONEY, R), "line_amount": (MONEY, False)},
+        "product_name": (V, False), "quantity": ("INTEGER", R), "unit_price": (MONEY, R),
+        "line_amount": (MONEY, False)},
     "product": {
         "sku": (V, R), "product_name": (V, False), "category": (V, R), "tier": (V, False),
         "list_price": (MONEY, False), "unit_cost": (MONEY, False)},
@@ -51,6 +55,16 @@ STAGING: dict[str, dict[str, tuple[str, bool]]] = {
         "response_type": (V, False), "order_id": (V, False), "response_value": (MONEY, False)},
 }
 STAGING_TABLES = [f"stg_{t}" for t in STAGING]
+# Columns a source may leave unmapped because they follow from others (a till always has the
+# order, the time, the product or its description, the quantity and the amount):
+# table -> column -> (the mapped columns it needs, how it is derived).
+DERIVED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "order_line": {
+        "line_no": (("order_id",), "position of the line within its order in the file"),
+        "sku": (("product_name",), "product_name (the description is the product key)"),
+        "line_amount": (("quantity", "unit_price"), "quantity * unit_price"),
+        "unit_price": (("line_amount", "quantity"), "line_amount / quantity"),
+    }}
 # What identifies a record in quarantine.record_key (the source's first table; joined by ':').
 KEYS = {"customer": ["source_record_id"], "order_line": ["order_id", "line_no"],
         "product": ["sku"], "store": ["store_id"], "interaction": ["interaction_id"],
@@ -65,27 +79,41 @@ OTHER_TABLES = {
                    "loaded_at TIMESTAMP",
     "load_audit": "source VARCHAR, file VARCHAR, fingerprint VARCHAR, rows_read BIGINT, "
                   "rows_loaded BIGINT, rows_quarantined BIGINT, loaded_at TIMESTAMP, "
-                  "values_nulled BIGINT, spec_hash VARCHAR",
+                  "values_nulled BIGINT, spec_hash VARCHAR, derived VARCHAR",
+    # The declarations, replaced on every collect run, so later stages need no data folder.
+    "source_declaration": "source VARCHAR, role VARCHAR, priority INTEGER, country VARCHAR, "
+                          "format VARCHAR, description VARCHAR, tables VARCHAR",
+    "setting": "key VARCHAR, value VARCHAR",
 }
+FILE_TABLES = ["quarantine", "value_issue", "load_audit"]  # rows kept per (source, file)
 AUDIT_COLUMNS = ["source", "file", "fingerprint", "rows_read", "rows_loaded", "rows_quarantined",
-                 "loaded_at", "values_nulled", "spec_hash"]
+                 "loaded_at", "values_nulled", "derived", "spec_hash"]
 YEARS = (1900, 2030)  # dates outside these years are typos, not data
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
              "iso-8859-1": "latin-1"}
 DELIMITERS = [",", ";", "\t", "|"]
 RAW_DELIM = "\x01\x02\x03\x04"  # never in text, so each physical line is read as one value
 PARSE_MSG = {"INTEGER": "not an integer", MONEY: "not a number", "BOOLEAN": "not a boolean"}
+DECIMAL_SEPARATORS = [".", ","]
+TRUE_VALUES = ["y", "yes", "true", "1"]
+FALSE_VALUES = ["n", "no", "false", "0"]
+ROLES = ["customer_master"]  # the source whose ids campaign files and loyalty cards refer to
+SOURCE_KEYS = ["description", "files", "format", "delimiter", "encoding", "decimal_separator",
+               "true_values", "false_values", "date_format", "timestamp_format", "timezone",
+               "country", "role", "priority", "tables"]
 
 
 class SourceError(Exception):
-    """A file-level problem with a declared source: names the source, the file and the column."""
+    """A file-level problem with a declared source: names the source, the file and the column
+    (or, in the sources file, the ``kind`` of thing to blame: a key or a table)."""
 
-    def __init__(self, source, file, column, message):
+    def __init__(self, source, file, column, message, kind="column"):
         super().__init__(source, file, column, message)
         self.source, self.file, self.column, self.message = source, str(file), column, message
+        self.kind = kind
 
     def __str__(self):
-        where = f", column {self.column!r}" if self.column else ""
+        where = f", {self.kind} {self.column!r}" if self.column else ""
         return f"source {self.source!r}, file {self.file!r}{where}: {self.message}"
 
 
@@ -101,32 +129,58 @@ def _lit(value) -> str:
 
 # --- declarations -------------------------------------------------------------------------------
 
-def load_sources(path) -> dict:
-    """Parse and validate a sources file; return ``{source name: normalised declaration}``.
+def load_declarations(path) -> tuple[config.Settings, dict]:
+    """Parse and validate a sources file: its ``settings:`` block and its ``sources:``.
 
-    Fields become ``{"column": c}``, ``{"value": v}`` or ``{"expr": e, "uses": [...]}``; ``used``
-    lists the source columns every file must have. Raises ``SourceError`` (file = the sources
-    file) for unknown tables or columns, unmapped required columns and bad options.
+    Returns the :class:`~crm_helpers.config.Settings` and ``{source name: normalised
+    declaration}`` in declaration order. A YAML syntax error or a bad setting raises
+    :class:`~crm_helpers.config.ConfigError`; a bad source declaration raises ``SourceError``
+    (file = the sources file) naming the source and the key or column.
     """
     path = Path(path)
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(doc.get("sources"), dict):
+    doc = config.read_yaml(path)
+    unknown = sorted(set(doc) - {"settings", "sources"})
+    if unknown:
+        raise SourceError("-", path.name, unknown[0], f"unknown top-level key {unknown[0]!r} "
+                          "(known: settings, sources)", kind="key")
+    settings = config.Settings.from_mapping(doc.get("settings"), where=f"{path}: settings")
+    if not isinstance(doc.get("sources"), dict) or not doc["sources"]:
         raise SourceError("-", path.name, None, "expected a top-level 'sources:' mapping")
-    return {name: _validate_source(name, spec or {}, path.name)
-            for name, spec in doc["sources"].items()}
+    sources = {name: _validate_source(name, spec, path.name, settings)
+               for name, spec in doc["sources"].items()}
+    _check_roles(sources, path.name)
+    return settings, sources
 
 
-def _validate_source(name: str, spec: dict, where: str) -> dict:
+def load_sources(path) -> dict:
+    """The validated source declarations of a sources file (see :func:`load_declarations`).
+
+    Fields become ``{"column": c}``, ``{"value": v}``, ``{"expr": e, "uses": [...]}`` or, for a
+    column left to :data:`DERIVED`, ``{"derived": how}``; ``used`` lists the source columns every
+    file must have.
+    """
+    return load_declarations(path)[1]
+
+
+def _validate_source(name: str, spec, where: str, settings: config.Settings) -> dict:
     """Check one source declaration and return it normalised."""
-    def fail(column, message):
-        raise SourceError(name, where, column, message)
+    def fail(key, message, kind="key"):
+        raise SourceError(name, where, key, message, kind)
+    if not isinstance(spec, dict):
+        fail(None, "a source declaration is a mapping of keys such as files, format and tables")
+    unknown = [k for k in spec if k not in SOURCE_KEYS]
+    if unknown:
+        fail(unknown[0], f"unknown key {unknown[0]!r} (known: {', '.join(SOURCE_KEYS)})")
     files = spec.get("files")
     out = {"files": [files] if isinstance(files, str) else files,
            "format": str(spec.get("format", "csv")).lower(),
            "delimiter": spec.get("delimiter", ","),
            "encoding": ENCODINGS.get(str(spec.get("encoding", "utf-8")).lower()),
+           "decimal_separator": spec.get("decimal_separator", "."),
+           "true_values": _words(spec.get("true_values", TRUE_VALUES)),
+           "false_values": _words(spec.get("false_values", FALSE_VALUES)),
            "date_format": spec.get("date_format"), "timestamp_format": spec.get("timestamp_format"),
-           "timezone": spec.get("timezone", "UTC"), "tables": {}}
+           "timezone": spec.get("timezone", settings.timezone), "tables": {}}
     if not out["files"] or not all(isinstance(f, str) for f in out["files"]):
         fail("files", "'files' must be a glob (or list of globs) relative to raw/")
     if out["format"] not in ("csv", "jsonl"):
@@ -136,31 +190,111 @@ def _validate_source(name: str, spec: dict, where: str) -> dict:
     if out["format"] == "csv" and not (isinstance(out["delimiter"], str)
                                        and len(out["delimiter"]) == 1):
         fail("delimiter", "the delimiter must be one character")
+    if out["decimal_separator"] not in DECIMAL_SEPARATORS:
+        fail("decimal_separator", f"the decimal separator is '.' or ',', "
+                                  f"not {out['decimal_separator']!r}")
+    for key in ("true_values", "false_values"):
+        if not out[key]:
+            fail(key, f"'{key}' must be a non-empty list of words, such as [oui, o, 1]")
+    both = sorted(set(out["true_values"]) & set(out["false_values"]))
+    if both:
+        fail("false_values", f"{both[0]!r} is both a true and a false value")
+    for key in ("date_format", "timestamp_format"):
+        if out[key] is not None and not (isinstance(out[key], str) and "%" in out[key]):
+            fail(key, f"'{key}' is a strptime format such as '%d/%m/%Y', not {out[key]!r}")
     if out["timezone"] not in available_timezones():
-        fail("timezone", f"unknown time zone {out['timezone']!r}")
+        fail("timezone", f"unknown time zone {out['timezone']!r} (such as Europe/Paris)")
     if not isinstance(spec.get("tables"), dict) or not spec["tables"]:
         fail("tables", "no staging tables mapped")
     for table, mapping in spec["tables"].items():
-        table = table.removeprefix("stg_")
-        if table not in STAGING:
-            fail(table, f"unknown staging table {table!r} (known: {', '.join(STAGING)})")
-        fields = {}
-        for column, value in (mapping or {}).items():
-            if column not in STAGING[table]:
-                fail(column, f"unknown staging column {column!r} in table {table!r} "
-                             f"(known: {', '.join(STAGING[table])})")
-            fields[column] = _field(value, lambda m, c=column: fail(c, m))
-        unmapped = [c for c, (_, req) in STAGING[table].items() if req and c not in fields]
-        if unmapped:
-            fail(unmapped[0], f"required staging column {unmapped[0]!r} of {table!r} is not mapped")
-        out["tables"][table] = fields
+        out["tables"][table.removeprefix("stg_")] = _validate_table(table, mapping, fail)
     fields = [f for t in out["tables"].values() for f in t.values()]
     out["used"] = list(dict.fromkeys([f["column"] for f in fields if "column" in f]
                                      + [u for f in fields for u in f.get("uses", [])]))
-    # A changed declaration (not a changed description) reloads the source's files.
+    # A changed declaration (not a changed description or role) reloads the source's files.
     out["hash"] = hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
-    out["description"] = spec.get("description", "")
+    out.update(description=spec.get("description") or "", role=spec.get("role"),
+               priority=spec.get("priority"), country=_country(spec, settings, fail))
+    if out["role"] is not None and out["role"] not in ROLES:
+        fail("role", f"unknown role {out['role']!r} (known: {', '.join(ROLES)})")
+    if out["priority"] is not None and (isinstance(out["priority"], bool)
+                                        or not isinstance(out["priority"], int)):
+        fail("priority", f"'priority' is a whole number (1 wins survivorship), "
+                         f"not {out['priority']!r}")
     return out
+
+
+def _validate_table(table: str, mapping, fail) -> dict:
+    """Check one table's mapping; return its fields, unmapped derivable columns included."""
+    table = table.removeprefix("stg_")
+    if table not in STAGING:
+        fail(table, f"unknown staging table {table!r} (known: {', '.join(STAGING)})", "table")
+    if not isinstance(mapping, dict):
+        fail(table, f"the mapping of {table!r} is a list of 'staging column: source column'",
+             "table")
+    fields = {}
+    for column, value in mapping.items():
+        if column not in STAGING[table]:
+            fail(column, f"unknown staging column {column!r} in table {table!r} "
+                         f"(known: {', '.join(STAGING[table])})", "column")
+        fields[column] = _field(value, lambda m, c=column: fail(c, m, "column"))
+    for column, (needs, how) in DERIVED.get(table, {}).items():
+        if column not in fields and all(n in fields for n in needs):
+            fields[column] = {"derived": how}
+            for need in needs:  # a row without them cannot have the derived value
+                fields[need]["required"] = True
+    unmapped = [c for c, (_, req) in STAGING[table].items() if req and c not in fields]
+    if unmapped:
+        column = unmapped[0]
+        needs = DERIVED.get(table, {}).get(column, ((),))[0]
+        hint = f" (or map {' and '.join(needs)} to derive it)" if needs else ""
+        fail(column, f"required staging column {column!r} of {table!r} is not mapped{hint}",
+             "column")
+    return fields
+
+
+def _words(value) -> list[str]:
+    """Boolean words, lower case. YAML reads yes/no/on/off/true/false as booleans: take them all."""
+    if not isinstance(value, list):
+        return []
+    spelled = {True: ["true", "yes", "on"], False: ["false", "no", "off"]}
+    return list(dict.fromkeys(w for v in value
+                              for w in (spelled[v] if isinstance(v, bool) else [str(v).lower()])))
+
+
+def _country(spec: dict, settings: config.Settings, fail) -> str:
+    """The source's ISO country code (phone numbers), by default the settings' country."""
+    import phonenumbers
+
+    country = str(spec.get("country", settings.country)).upper()
+    if phonenumbers.country_code_for_region(country) == 0:
+        fail("country", f"unknown country {country!r} (an ISO 3166 code such as FR)")
+    return country
+
+
+def _check_roles(sources: dict, where: str) -> None:
+    """At most one customer master; distinct priorities; the others ranked after, in order.
+
+    Sets every source's ``priority``: a declared one is kept, the others follow the highest
+    declared priority in declaration order.
+    """
+    masters = [n for n, s in sources.items() if s["role"] == "customer_master"]
+    if len(masters) > 1:
+        raise SourceError(masters[1], where, "role", f"only one source can be the "
+                          f"customer_master ({masters[0]!r} already is)", kind="key")
+    declared: dict[int, str] = {}
+    for name, s in sources.items():
+        if s["priority"] is not None and s["priority"] in declared:
+            raise SourceError(name, where, "priority", f"{declared[s['priority']]!r} has priority "
+                              f"{s['priority']} too: priorities must differ",
+                              kind="key")
+        if s["priority"] is not None:
+            declared[s["priority"]] = name
+    after = max(declared, default=0)
+    for s in sources.values():
+        if s["priority"] is None:
+            after += 1
+            s["priority"] = after
 
 
 def _field(value, fail) -> dict:
@@ -183,7 +317,14 @@ def describe_sources(sources: dict) -> pd.DataFrame:
     return pd.DataFrame([{
         "source": name, "description": s["description"], "files": ", ".join(s["files"]),
         "format": s["format"], "delimiter": s["delimiter"] if s["format"] == "csv" else "",
-        "encoding": s["encoding"], "timezone": s["timezone"],
+        "encoding": s["encoding"], "timezone": s["timezone"], "role": s["role"],
+        "priority": s["priority"], "country": s["country"],
         "tables": ", ".join(f"stg_{t}" for t in s["tables"])} for name, s in sources.items()])
 
 
+
+
+def is_required(table: str, column: str, field: dict) -> bool:
+    """Whether a loaded row needs a value in this field: the staging schema says so, or a
+    derived column is computed from it (``field["required"]``)."""
+    return field.get("required", STAGING[table][column][1])
