@@ -46,3 +46,8 @@ def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
     if con is None or isinstance(con, (str, Path)):
         return connect(con, read_only=True)
     return con
+
+
+def needs_integration(con: BaseBackend) -> bool:
+    """True while the warehouse has no single customer view yet (``crm integrate`` has not run)."""
+    return "dim_customer" not in con.list_tables()
