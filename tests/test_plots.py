@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import pytest
+from fixtures_star import star_warehouse  # noqa: F401
 
-matplotlib.use("Agg")
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from fixtures_star import star_warehouse  # noqa: E402,F401
-
-from crm_helpers import plots  # noqa: E402
-from crm_helpers import warehouse as wh  # noqa: E402
-from crm_helpers.config import Settings  # noqa: E402
-from crm_helpers.information import kpis, olap  # noqa: E402
+from crm_helpers import plots
+from crm_helpers import warehouse as wh
+from crm_helpers.config import Settings
+from crm_helpers.information import kpis, olap
 
 
 @pytest.fixture
@@ -52,4 +47,3 @@ def test_dashboard_table_formats_each_unit(star_warehouse, euros):
     row = dashboard.set_index("kpi").loc["retention_rate"]
     html = plots.dashboard_table(dashboard).to_html()
     assert f"{row['current']:.1%}" in html and f"{row['change'] * 100:+.1f} pts" in html
-    assert isinstance(shown, pd.DataFrame)
