@@ -7,7 +7,8 @@ a month, ``"2025-Q4"`` for a quarter, ``"2025"`` for a year.
 from __future__ import annotations
 
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -73,3 +74,40 @@ def shift_period(start, granularity: str, n: int = -1) -> date:
 def periods_per_year(granularity: str) -> int:
     """How many periods make a year (12, 4 or 1): the lag of a year-on-year comparison."""
     return 12 // GRANULARITIES[check_granularity(granularity)][1]
+
+
+@dataclass(frozen=True)
+class PeriodBounds:
+    """A reporting period and the periods it is compared with.
+
+    ``label`` (``2025-12``), ``granularity``, ``start`` and ``end`` (first and last day, both
+    included), ``previous`` (label of the period before) and ``year_earlier`` (label of the same
+    period a year before).
+    """
+
+    label: str
+    granularity: str
+    start: date
+    end: date
+    previous: str
+    year_earlier: str
+
+    def contains(self, day: ir.DateValue) -> ir.BooleanValue:
+        """Engine expression: ``day`` falls in the period."""
+        return day.between(self.start, self.end)
+
+    def describe(self) -> str:
+        """One line for a report: the period, its days and what it is compared with."""
+        against = self.previous if self.previous == self.year_earlier else (
+            f"{self.previous} and with {self.year_earlier} a year earlier")
+        return f"Reporting period {self.label} ({self.start} to {self.end}), compared with {against}"
+
+
+def bounds(label: str, granularity: str) -> PeriodBounds:
+    """The first and last day of the period quoted as ``label``, and the labels it is compared with."""
+    start = parse_period(label, granularity)
+    end = shift_period(start, granularity, 1) - timedelta(days=1)
+    previous = shift_period(start, granularity, -1)
+    year_earlier = shift_period(start, granularity, -periods_per_year(granularity))
+    return PeriodBounds(period_label(start, granularity), granularity, start, end,
+                        period_label(previous, granularity), period_label(year_earlier, granularity))

@@ -3,6 +3,10 @@
 Every chart has a title, axis labels and units. Functions take the pandas results of ``kpis``,
 ``rfm``, ``cohorts`` and ``olap`` (already aggregated: plotting never touches transactions) and
 return the matplotlib ``Axes`` (or ``Figure`` for small multiples).
+
+Money is shown in the currency of the settings given to :func:`set_currency` (which
+:func:`setup_notebook` calls): a unit written with ``star.MONEY`` (``¤``) becomes that currency's
+symbol, so no label assumes one currency.
 """
 
 from __future__ import annotations
@@ -15,17 +19,40 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-CURRENCY = "£"
+from crm_helpers import config
+from crm_helpers.information.star import MONEY
+
 PALETTE = "deep"
 CURRENT_COLOR = sns.color_palette(PALETTE)[0]
 PREVIOUS_COLOR = "0.55"
 
 
-def setup_notebook(seed: int = 42, dpi: int = 100) -> np.random.Generator:
-    """One look for every notebook: seaborn theme, figure size, pandas display options, seed.
+_settings: list[config.Settings] = []
 
-    Returns a seeded numpy ``Generator`` for anything random in the notebook.
+
+def set_currency(settings: config.Settings) -> config.Settings:
+    """Show every money label, axis and table in the currency of ``settings``; return them."""
+    _settings[:] = [settings]
+    return settings
+
+
+def current_settings() -> config.Settings:
+    """The settings money is shown in: those given to :func:`set_currency`, else the data folder's."""
+    return _settings[0] if _settings else set_currency(config.load_settings())
+
+
+def unit_label(unit: str) -> str:
+    """A unit as the reader sees it: ``star.MONEY`` replaced by the currency symbol (``¤ per order``)."""
+    return unit.replace(MONEY, current_settings().currency_symbol)
+
+
+def setup_notebook(seed: int = 42, dpi: int = 100, settings: config.Settings | None = None) -> np.random.Generator:
+    """One look for every notebook: seaborn theme, figure size, pandas display options, seed, currency.
+
+    ``settings`` (default: the data folder's ``sources.yml``) give the currency of every money
+    label. Returns a seeded numpy ``Generator`` for anything random in the notebook.
     """
+    set_currency(settings or config.load_settings())
     _inline_figures()
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update(
@@ -62,8 +89,9 @@ def _unit_axis(ax, unit: str, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     if unit == "%":
         target.set_major_formatter(mticker.PercentFormatter(1.0))
-    elif unit.startswith(CURRENCY):
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{CURRENCY}{v:,.0f}"))
+    elif unit.startswith(MONEY):
+        money = current_settings().money
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: money(v, 0)))
     else:
         target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2g}"))
 
@@ -108,7 +136,7 @@ def kpi_trend(
     _unit_axis(ax, unit)
     ax.set_title(_pretty(kpi))
     ax.set_xlabel("period")
-    ax.set_ylabel(f"{_pretty(kpi).lower()} ({unit})" if unit else _pretty(kpi).lower())
+    ax.set_ylabel(f"{_pretty(kpi).lower()} ({unit_label(unit)})" if unit else _pretty(kpi).lower())
     ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -132,7 +160,7 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
     ax = ax or plt.subplots(figsize=(10, max(4, 0.28 * len(m))))[1]
     show = m.drop(columns=0) if unit == "%" and 0 in m.columns else m
     sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
-                cbar_kws={"label": "retention rate" if unit == "%" else unit}, annot_kws={"size": 7})
+                cbar_kws={"label": "retention rate" if unit == "%" else unit_label(unit)}, annot_kws={"size": 7})
     if unit == "%":
         ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.grid(False)
@@ -161,7 +189,7 @@ def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
         label = "customers"
     else:
         cells = scored.groupby(["r_score", "f_score"])[value].sum()
-        label = f"{value.replace('_', ' ')} ({CURRENCY})"
+        label = f"{value.replace('_', ' ')} ({unit_label(MONEY)})"
     grid = cells.unstack("f_score").reindex(index=range(5, 0, -1), columns=range(1, 6)).fillna(0)
     names = segment_grid().set_index(["r_score", "f_score"])["segment"]
     annot = np.array(
@@ -176,14 +204,18 @@ def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
     return ax
 
 
-def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: float = 0.2, ax=None,
+def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: float | None = None, ax=None,
                  what: str = "revenue"):
     """Cumulative share of ``what`` against the cumulative share of customers (largest first).
 
     ``ranked`` is :func:`crm_helpers.kpis.customer_revenue` or :func:`crm_helpers.rfm.profitability`.
     Marks the share held by the top ``top`` of customers; profit curves may exceed 100% (the
-    'whale curve': the least profitable customers give some of it back).
+    'whale curve': the least profitable customers give some of it back). ``top`` defaults to
+    the KPIs' :data:`crm_helpers.information.kpis.TOP_SHARE`.
     """
+    from crm_helpers.information.kpis import TOP_SHARE
+
+    top = TOP_SHARE if top is None else top
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     x = np.r_[0, ranked["customer_share"].to_numpy()]
     y = np.r_[0, ranked[share_col].to_numpy()]
@@ -216,12 +248,12 @@ def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = Non
     if horizontal:
         sns.barplot(x=y, y=data[x].astype(str), orient="h", **kws)
         _unit_axis(ax, unit, "x")
-        ax.set_xlabel(f"{y.replace('_', ' ')} ({unit})")
+        ax.set_xlabel(f"{y.replace('_', ' ')} ({unit_label(unit)})")
         ax.set_ylabel(x.replace("_", " "))
     else:
         sns.barplot(x=data[x].astype(str), y=y, **kws)
         _unit_axis(ax, unit)
-        ax.set_ylabel(f"{y.replace('_', ' ')} ({unit})")
+        ax.set_ylabel(f"{y.replace('_', ' ')} ({unit_label(unit)})")
         ax.set_xlabel(x.replace("_", " "))
     ax.set_title(title or f"{_pretty(y)} by {x.replace('_', ' ')}" + (f" and {hue.replace('_', ' ')}" if hue else ""))
     return ax
@@ -233,7 +265,7 @@ def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "
     ax = ax or plt.subplots(figsize=(9, 0.45 * max(df[y].nunique(), 4) + 1))[1]
     sns.barplot(data=df, x=x, y=df[y].astype(str), hue=hue, orient="h", errorbar=None, ax=ax)
     _unit_axis(ax, unit, "x")
-    ax.set_xlabel(xlabel or f"{x.replace('_', ' ')}" + (f" ({unit})" if unit else ""))
+    ax.set_xlabel(xlabel or f"{x.replace('_', ' ')}" + (f" ({unit_label(unit)})" if unit else ""))
     ax.set_ylabel(y.replace("_", " "))
     ax.set_title(title)
     return ax
@@ -249,3 +281,33 @@ def completeness_heatmap(shares: pd.DataFrame, title: str = "Share of values fil
     ax.set_ylabel("source")
     ax.set_title(title)
     return ax
+
+
+def dashboard_table(dashboard: pd.DataFrame):
+    """The KPI dashboard (:func:`crm_helpers.information.kpis.kpi_dashboard`) for reading.
+
+    Each KPI's values in its unit (money in the settings' currency, rates as %, counts as whole
+    numbers), the relative change as a signed %, without the definitions. Returns a pandas Styler.
+    """
+    values = ["current", "previous", "change"]
+    shown = dashboard.drop(columns="definition", errors="ignore")
+    style = shown.assign(unit=shown["unit"].map(unit_label)).style.hide(axis="index")
+    style = style.format("{:+.1%}", subset=["change_pct"], na_rep="–")
+    for unit, rows in shown.groupby("unit").groups.items():
+        for col in values:
+            style = style.format(_value_format(unit, signed=col == "change"), subset=pd.IndexSlice[rows, [col]],
+                                 na_rep="–")
+    return style
+
+
+def _value_format(unit: str, signed: bool = False):
+    """A formatter for one unit: money in the settings' currency, % for rates, else a number."""
+    sign = "+" if signed else ""
+    if unit.startswith(MONEY):
+        money = current_settings().money
+        return lambda v: ("+" if signed and v > 0 else "") + money(v)
+    if unit == "%":
+        return lambda v: f"{v * 100:{sign}.1f} pts" if signed else f"{v:.1%}"
+    if unit == "customers" or unit == "orders":
+        return lambda v: f"{v:{sign},.0f}"
+    return lambda v: f"{v:{sign},.2f}"

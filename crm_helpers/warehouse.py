@@ -117,3 +117,8 @@ def source_roles(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     roles = con.table("source_declaration").select(*columns).order_by("priority").to_pandas()
     return roles.astype({"role": object}).where(roles.notna(), None)
+
+
+def needs_integration(con: BaseBackend) -> bool:
+    """True while the warehouse has no single customer view yet (``crm integrate`` has not run)."""
+    return "dim_customer" not in con.list_tables()

@@ -91,3 +91,9 @@ def test_small_sample_cohorts_reproduce_truth(request):
     sizes = truth.groupby("cohort_month")["cohort_size"].first()
     ours_sizes = cohorts.cohort_sizes(ours).reindex(sizes.index).fillna(0)
     assert abs(ours_sizes.sum() - sizes.sum()) <= 0.03 * sizes.sum()
+
+
+def test_describe_curve_reads_the_curve():
+    curve = pd.DataFrame({"retention_rate": [1.0, 0.3, 0.25, 0.2]}, index=[0, 1, 2, 3])
+    assert cohorts.describe_curve(curve) == "Of the customers acquired in a month, 30% bought again in month 1, 20% in month 3"
+    assert cohorts.describe_curve(curve.loc[[0]]).startswith("No cohort is old enough")

@@ -176,3 +176,50 @@ def test_top_share_follows_the_kpi_rule():
     ranked = pd.DataFrame({"revenue": [50.0, 20.0, 10.0, 10.0, 5.0, 5.0]})  # 6 customers: top 20% = 2
     assert top_share(ranked, 0.2) == pytest.approx(0.7)
     assert top_share(ranked, 1.0) == pytest.approx(1.0)
+
+
+def test_top_rule_is_one_definition():
+    """The notebook's "top 20% by profit" and the KPI's top share count the same customers."""
+    ranked = pd.DataFrame({"customer_id": range(11), "revenue": np.arange(11, 0, -1.0)})
+    assert kpis.top_count(11) == 3 and kpis.top_count(10) == 2 and kpis.top_count(0) == 0
+    assert kpis.in_top(ranked).tolist() == [True] * 3 + [False] * 8
+    assert kpis.top_share(ranked) == pytest.approx((11 + 10 + 9) / 66)
+
+
+def test_new_customers_are_the_first_purchases(star_warehouse):
+    """kpis (new customers), rfm (first_purchase) and cohorts (cohort size) share one first purchase."""
+    from crm_helpers.information import cohorts, rfm
+
+    con = wh.connect(star_warehouse, read_only=True)
+    new = kpis.kpi_table(con, "month").set_index("period")["new_customers"]
+    first = rfm.customer_summary(con).to_pandas()["first_purchase"]
+    by_month = pd.to_datetime(first).dt.strftime("%Y-%m").value_counts()
+    sizes = cohorts.cohort_sizes(cohorts.cohort_table(con))
+    assert new[new > 0].to_dict() == by_month.sort_index().to_dict() == sizes.to_dict()
+
+
+def _dashboard(revenue, active, retention, aov):
+    rows = {"revenue": revenue, "active_customers": active, "retention_rate": retention, "aov": aov}
+    d = pd.DataFrame([(k, *v) for k, v in rows.items()], columns=["kpi", "current", "previous"])
+    d["change"] = d["current"] - d["previous"]
+    d["change_pct"] = d["change"] / d["previous"].abs()
+    d.attrs.update(period="2025-12", previous_period="2025-11")
+    return d
+
+
+def test_headline_directions_follow_the_numbers():
+    from crm_helpers.config import Settings
+
+    up = kpis.headline(_dashboard((1100.0, 1000.0), (90, 100), (0.30, 0.40), (20.0, 20.0)), Settings())
+    assert up == ("2025-12 against 2025-11: revenue rose 10.0% to £1,100; active customers fell 10.0% to 90; "
+                  "retention fell from 40.0% to 30.0%; average order value held at £20.00")
+    euro = Settings(currency="EUR", locale="de_DE")
+    down = kpis.headline(_dashboard((900.0, 1000.0), (110, 100), (0.5, 0.4), (18.5, 20.0)), euro)
+    assert f"revenue fell 10.0% to {euro.money(900, 0)};" in down and "retention rose from 40.0% to 50.0%" in down
+    assert "average order value fell from 20,00\xa0€ to 18,50\xa0€" in down and "£" not in down
+
+
+def test_concentration_sentence(star_warehouse):
+    ranked = kpis.customer_revenue(wh.connect(star_warehouse, read_only=True))
+    text = kpis.concentration(ranked)
+    assert text.startswith(f"{len(ranked):,} customers; the top 20% make {kpis.top_share(ranked):.0%} of revenue")

@@ -116,3 +116,26 @@ def test_small_sample_rollup(request):
     dims = ["region", "channel", "category"]
     df = cube.measures("revenue", "quantity").by(*dims).to_pandas(totals="rollup", label=None)
     _check_rollup(df, dims, ["revenue", "quantity"])
+
+
+def test_cube_of_a_period_equals_the_kpi_revenue(star_warehouse):
+    """The cube diced to a reporting period (identified customers) holds the KPI's revenue, to the cent."""
+    from crm_helpers import periods
+    from crm_helpers.information import kpis
+
+    con = wh.connect(star_warehouse, read_only=True)
+    identified = olap.Cube.from_warehouse(con).dice(customer_type="identified")
+    table = kpis.kpi_table(con, "quarter").set_index("period")
+    for label in ("2024-Q3", "2025-Q4"):
+        cube = identified.for_period(periods.bounds(label, "quarter"))
+        assert olap.cube_total(cube) == pytest.approx(table.loc[label, "revenue"], abs=0.005)
+    month = identified.for_period(periods.bounds("2025-02", "month"))
+    assert olap.cube_total(month) == pytest.approx(kpis.kpi_table(con, "month", start="2025-02", end="2025-02")
+                                                   ["revenue"].item(), abs=0.005)
+
+
+def test_money_measures_carry_the_currency_placeholder():
+    from crm_helpers.information.star import MONEY
+
+    assert {u for _, u in olap.MEASURES.values() if MONEY in u} == {MONEY, f"{MONEY} per order"}
+    assert not any("£" in u for _, u in olap.MEASURES.values())

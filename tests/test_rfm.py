@@ -191,3 +191,35 @@ def test_summary_on_small_sample(request):
     ref = pymc_rfm_summary(buys, "customer_id", "order_date", "line_amount", observation_period_end=end)
     ours = rfm.customer_summary(wh.connect(path), end).to_pandas()[rfm.SUMMARY_COLUMNS]
     pd.testing.assert_frame_equal(ours, ref, check_dtype=False, atol=1e-6)
+
+
+def test_losses_sentence_in_the_settings_currency():
+    from crm_helpers.config import Settings
+
+    profit = pd.DataFrame({"customer_id": [1, 2, 3], "profit": [120.0, -15.5, -4.5]})
+    assert rfm.losses(profit, Settings()) == "2 customers (66.7%) lost money; together £20.00 against £100.00 total profit"
+    euro = rfm.losses(profit.assign(profit=[10.0, 5.0, 1.0]), Settings(currency="EUR", locale="fr_FR"))
+    assert euro == "No customer lost money; total profit 16,00\xa0€"
+
+
+def test_margin_leaders_sentence():
+    profile = pd.DataFrame({"margin_share": [0.5, 0.3, 0.2], "customer_share": [0.1, 0.2, 0.7]},
+                           index=["Champions", "Loyal customers", "Hibernating"])
+    assert rfm.margin_leaders(profile) == "Champions and Loyal customers carry 80% of the margin with 30% of the customers"
+
+
+def test_profitability_as_of_a_date(star_warehouse, star_tables):
+    """Only the lines up to the end of observation count (star.customer_lines(con, end))."""
+    end = pd.Timestamp("2024-06-30")
+    profit = rfm.profitability(wh.connect(star_warehouse, read_only=True), observation_period_end=end)
+    f = star_tables["fact_order_line"].dropna(subset=["customer_id"])
+    f = f[f["order_date"] <= end]
+    assert profit["revenue"].sum() == pytest.approx(f["line_amount"].sum(), abs=0.005)
+    assert profit["profit"].sum() == pytest.approx((f["line_amount"] - f["cost_amount"]).sum(), abs=0.005)
+
+
+def test_web_share_follows_the_declared_web_channel(star_warehouse):
+    con = wh.connect(star_warehouse, read_only=True)
+    web = rfm.customer_traits(con).set_index("customer_id")["web_share"]
+    none = rfm.customer_traits(con, web_channel="online").set_index("customer_id")["web_share"]
+    assert web.max() > 0 and (none == 0).all()

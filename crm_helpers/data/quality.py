@@ -78,3 +78,12 @@ def staging_counts(con, tables: list[str]) -> pd.DataFrame:
              .to_pandas() for t in tables if t in con.list_tables()]
     counts = pd.concat(parts, ignore_index=True)
     return counts.pivot_table(index="source", columns="table", values="rows", fill_value=0, aggfunc="sum")
+
+
+def reconciliation_by_source(con_or_path) -> pd.DataFrame:
+    """:func:`reconciliation` summed per source: files, rows read, loaded and quarantined, and
+    whether every file of the source balances."""
+    recon = reconciliation(con_or_path)
+    return recon.groupby("source").agg(files=("file", "count"), rows_read=("rows_read", "sum"),
+                                       rows_loaded=("rows_loaded", "sum"),
+                                       rows_quarantined=("rows_quarantined", "sum"), balanced=("balanced", "all"))

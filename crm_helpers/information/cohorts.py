@@ -30,11 +30,9 @@ def _month_index(day: ir.DateValue) -> ir.IntegerValue:
 
 def cohort_lines(con=None, end=None) -> ir.Table:
     """Identified customers' lines with cohort month index and months_since (engine expression)."""
-    lines = star.customer_lines(con)
-    if end is not None:
-        lines = lines.filter(lines.order_date <= pd.Timestamp(end).date())
-    buys = lines.filter(lines.is_purchase)
-    first = buys.group_by("customer_id").aggregate(cohort=_month_index(buys.order_date.min()))
+    lines = star.customer_lines(con, end)
+    first = star.first_purchases(lines)
+    first = first.select("customer_id", cohort=_month_index(first.first_purchase))
     j = lines.join(first, "customer_id")
     return j.mutate(month=_month_index(j.order_date)).mutate(months_since=lambda t: t.month - t.cohort)
 
@@ -136,3 +134,14 @@ def retention_by_cohort_year(table: pd.DataFrame, months: tuple[int, ...] = (1, 
     out.columns = [f"month_{m}" for m in months]
     out.index.name = "cohort_year"
     return out
+
+
+def describe_curve(curve: pd.DataFrame, months: tuple[int, ...] = (1, 3, 6, 12)) -> str:
+    """One sentence from :func:`retention_curve`: the share of a cohort buying again at a few ages."""
+    seen = [m for m in months if m in curve.index]
+    if not seen:
+        return "No cohort is old enough yet to measure retention"
+    rate = curve["retention_rate"]
+    first, *later = seen
+    return (f"Of the customers acquired in a month, {rate[first]:.0%} bought again in month {first}"
+            + "".join(f", {rate[m]:.0%} in month {m}" for m in later))

@@ -35,6 +35,7 @@ import pandas as pd
 
 from crm_helpers import periods
 from crm_helpers import warehouse as wh
+from crm_helpers.config import Settings
 from crm_helpers.information import star
 
 KPI_DEFINITIONS: dict[str, str] = {
@@ -51,21 +52,22 @@ KPI_DEFINITIONS: dict[str, str] = {
     "top20_revenue_share": "share of revenue from the top 20% of active customers by revenue",
 }
 
-#: KPI -> display unit, used by the dashboard and the plots.
+#: KPI -> display unit, used by the dashboard and the plots (``star.MONEY``: the warehouse's currency).
 KPI_UNITS: dict[str, str] = {
     "active_customers": "customers",
     "new_customers": "customers",
     "returning_customers": "customers",
     "lapsed_customers": "customers",
-    "revenue": "£",
+    "revenue": star.MONEY,
     "orders": "orders",
-    "aov": "£ per order",
+    "aov": f"{star.MONEY} per order",
     "purchase_frequency": "orders per customer",
     "retention_rate": "%",
     "churn_rate": "%",
     "top20_revenue_share": "%",
 }
 
+#: The "top customers" of every concentration figure: the top 20%, that is ceil(0.2 x customers).
 TOP_SHARE = 0.2
 
 
@@ -124,9 +126,7 @@ def _activity(lines: ir.Table, keys: list[str]) -> ir.Table:
 
 def _first_period(con, granularity: str) -> ir.Table:
     """Each customer's first purchase period, over all slices."""
-    lines = star.customer_lines(con)
-    buys = lines.filter(lines.is_purchase)
-    first = buys.group_by("customer_id").aggregate(first_purchase=buys.order_date.min())
+    first = star.first_purchases(star.customer_lines(con))
     return first.mutate(first_period=periods.period_start(first.first_purchase, granularity))
 
 
@@ -137,6 +137,7 @@ def _active_new(con, lines: ir.Table, keys: list[str], granularity: str) -> ir.T
     return j.group_by(["period_start", *keys]).aggregate(
         active_customers=j.customer_id.count(),
         new_customers=j.customer_id.count(where=j.first_period == j.period_start),
+        returning_customers=j.customer_id.count(where=j.first_period < j.period_start),
     )
 
 
@@ -200,7 +201,8 @@ def kpi_table(
     out = frames[0]
     for frame in frames[1:]:
         out = out.merge(frame, on=part, how="outer")
-    counts = ["orders", "active_customers", "new_customers", "previous_active", "retained_customers"]
+    counts = ["orders", "active_customers", "new_customers", "returning_customers", "previous_active",
+              "retained_customers"]
     out[counts] = out[counts].fillna(0).astype("int64")
     out[["revenue", "top_revenue"]] = out[["revenue", "top_revenue"]].fillna(0.0).astype("float64")
     out = _derive(out)
@@ -216,8 +218,8 @@ def kpi_table(
 
 
 def _derive(out: pd.DataFrame) -> pd.DataFrame:
-    """Ratios and differences from the counted KPIs."""
-    out["returning_customers"] = out["active_customers"] - out["new_customers"]
+    """Ratios and differences from the counted KPIs (returning customers are counted, not derived,
+    so new + returning = active is a check)."""
     out["lapsed_customers"] = out["previous_active"] - out["retained_customers"]
     out["aov"] = _ratio(out["revenue"], out["orders"])
     out["purchase_frequency"] = _ratio(out["orders"], out["active_customers"])
@@ -257,9 +259,8 @@ def kpi_dashboard(
     change), definition. With ``by``, one block of rows per slice (the slice columns come first).
     """
     con = wh.as_connection(con)
-    period = period or latest_period(con, granularity)
-    current = periods.parse_period(period, granularity)
-    previous = periods.shift_period(current, granularity, -1)
+    bounds = periods.bounds(period or latest_period(con, granularity), granularity)
+    current, previous = bounds.start, periods.parse_period(bounds.previous, granularity)
     table = kpi_table(con, granularity, by=by, start=previous, end=current, **kwargs)
     keys = _as_list(by)
     long = table.melt(id_vars=["period_start", *keys], value_vars=list(KPI_DEFINITIONS), var_name="kpi")
@@ -276,8 +277,8 @@ def kpi_dashboard(
     order = {k: i for i, k in enumerate(KPI_DEFINITIONS)}
     wide = wide.sort_values([*keys, "kpi"], key=lambda s: s.map(order) if s.name == "kpi" else s)
     wide.columns.name = None
-    wide.attrs["period"] = periods.period_label(current, granularity)
-    wide.attrs["previous_period"] = periods.period_label(previous, granularity)
+    wide.attrs["period"] = bounds.label
+    wide.attrs["previous_period"] = bounds.previous
     return wide[[*keys, "kpi", "unit", "current", "previous", "change", "change_pct", "definition"]].reset_index(drop=True)
 
 
@@ -294,9 +295,7 @@ def customer_revenue(con=None, period: str | None = None, granularity: str = "ye
     """
     lines = star.customer_lines(con)
     if period is not None:
-        start = periods.parse_period(period, granularity)
-        end = periods.shift_period(start, granularity, 1)
-        lines = lines.filter((lines.order_date >= start) & (lines.order_date < end))
+        lines = lines.filter(periods.bounds(period, granularity).contains(lines.order_date))
     cust = lines.group_by("customer_id").aggregate(revenue=lines.line_amount.sum().cast("float64"))
     return ranked_shares(cust.to_pandas(), "revenue")
 
@@ -313,10 +312,55 @@ def ranked_shares(customers: pd.DataFrame, value: str) -> pd.DataFrame:
     return df
 
 
-def top_share(ranked: pd.DataFrame, top: float = 0.2, value: str = "revenue") -> float:
+def top_count(customers: int, top: float = TOP_SHARE) -> int:
+    """How many customers the top ``top`` share is: ceil(top x customers), the KPI's rule."""
+    return int(np.ceil(customers * top - 1e-9))
+
+
+def in_top(ranked: pd.DataFrame, top: float = TOP_SHARE) -> pd.Series:
+    """True for the customers of a ranked table (largest first) in its top ``top`` share."""
+    return pd.Series(np.arange(len(ranked)) < top_count(len(ranked), top), index=ranked.index)
+
+
+def top_share(ranked: pd.DataFrame, top: float = TOP_SHARE, value: str = "revenue") -> float:
     """Share of ``value`` made by the top ``top`` of customers in a ranked table (largest first).
 
     The same rule as the ``top20_revenue_share`` KPI: the top ceil(top x customers) count.
     """
-    n_top = int(np.ceil(len(ranked) * top - 1e-9))
-    return float(ranked[value].iloc[:n_top].sum() / ranked[value].sum())
+    return float(ranked[value][in_top(ranked, top)].sum() / ranked[value].sum())
+
+
+def concentration(ranked: pd.DataFrame, top: float = TOP_SHARE, value: str = "revenue") -> str:
+    """One sentence on how concentrated ``value`` is in a ranked table (:func:`ranked_shares`)."""
+    half = (ranked[f"{value}_share"] < 0.5).mean()
+    return (f"{len(ranked):,} customers; the top {top:.0%} make {top_share(ranked, top, value):.0%} "
+            f"of {value}; {half:.0%} of customers make half of it")
+
+
+def headline(dashboard: pd.DataFrame, settings: Settings) -> str:
+    """The dashboard (:func:`kpi_dashboard`, no slices) in one sentence; every direction is computed.
+
+    Revenue and active customers move by their relative change, retention by its level, the
+    average order value by its amount in the ``settings``' currency.
+    """
+    d = dashboard.set_index("kpi")
+    money = settings.money
+    parts = [_moved("revenue", d.loc["revenue"], lambda v: money(v, 0), relative=True),
+             _moved("active customers", d.loc["active_customers"], "{:,.0f}".format, relative=True),
+             _moved("retention", d.loc["retention_rate"], "{:.1%}".format),
+             _moved("average order value", d.loc["aov"], money)]
+    return f"{dashboard.attrs['period']} against {dashboard.attrs['previous_period']}: " + "; ".join(parts)
+
+
+def _moved(name: str, row: pd.Series, shown, relative: bool = False) -> str:
+    """A KPI's movement in words: "rose 3.1% to ...", "fell from 35.0% to 33.0%", or the value alone."""
+    if pd.isna(row["current"]):
+        return f"{name} not measured"
+    if pd.isna(row["previous"]) or (relative and pd.isna(row["change_pct"])):
+        return f"{name} {shown(row['current'])}"
+    verb = "rose" if row["change"] > 0 else "fell" if row["change"] < 0 else "held"
+    if verb == "held":
+        return f"{name} held at {shown(row['current'])}"
+    if relative:
+        return f"{name} {verb} {abs(row['change_pct']):.1%} to {shown(row['current'])}"
+    return f"{name} {verb} from {shown(row['previous'])} to {shown(row['current'])}"

@@ -27,7 +27,9 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from crm_helpers import periods
 from crm_helpers.information import star
+from crm_helpers.information.star import MONEY
 
 TOTAL = "All"
 
@@ -38,18 +40,19 @@ HIERARCHIES: dict[str, list[str]] = {
     "store": ["channel", "store_name"],
 }
 
-#: Measure -> (description, unit). ``aov`` and ``margin_rate`` are ratios of other measures.
+#: Measure -> (description, unit); ``MONEY`` stands for the warehouse's currency. ``aov`` and
+#: ``margin_rate`` are ratios of other measures.
 MEASURES: dict[str, tuple[str, str]] = {
-    "revenue": ("net sales: sales minus returns", "£"),
-    "gross_sales": ("sales before returns", "£"),
-    "returns": ("value of returned goods (positive)", "£"),
-    "cost_of_goods": ("cost of goods sold, net of returned goods", "£"),
-    "margin": ("revenue minus cost of goods", "£"),
+    "revenue": ("net sales: sales minus returns", MONEY),
+    "gross_sales": ("sales before returns", MONEY),
+    "returns": ("value of returned goods (positive)", MONEY),
+    "cost_of_goods": ("cost of goods sold, net of returned goods", MONEY),
+    "margin": ("revenue minus cost of goods", MONEY),
     "quantity": ("units sold, net of returns", "units"),
     "lines": ("order lines, returns included", "lines"),
     "orders": ("distinct orders with a sale line", "orders"),
     "customers": ("distinct identified customers with a sale line", "customers"),
-    "aov": ("average order value: revenue / orders", "£ per order"),
+    "aov": ("average order value: revenue / orders", f"{MONEY} per order"),
     "margin_rate": ("margin / revenue", "%"),
 }
 
@@ -158,6 +161,15 @@ class Cube:
         self._check_dims(list(values))
         new = tuple((d, tuple(v) if isinstance(v, (list, tuple, set)) else (v,)) for d, v in values.items())
         return replace(self, filters=self.filters + new)
+
+    def for_period(self, period: periods.PeriodBounds) -> Cube:
+        """Dice to one reporting period (:func:`crm_helpers.periods.bounds`): its year, quarter or month."""
+        keys = {"year": period.start.year}
+        if period.granularity == "quarter":
+            keys["quarter"] = (period.start.month - 1) // 3 + 1
+        if period.granularity == "month":
+            keys["month"] = period.start.month
+        return self.dice(**keys)
 
     def drill_down(self, dimension: str | None = None) -> Cube:
         """Add the next finer level after ``dimension`` (a level or a hierarchy name).

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers import warehouse as wh
+from crm_helpers.config import Settings
 from crm_helpers.information import kpis, star
 
 TIME_UNIT_DAYS = {"D": 1, "W": 7}
@@ -176,13 +177,11 @@ def customer_summary(con=None, observation_period_end=None, time_unit: str = "D"
     """
     con = wh.as_connection(con)
     end = observation_end(con, observation_period_end)
-    lines = star.customer_lines(con)
-    lines = lines.filter(lines.order_date <= end)
+    lines = star.customer_lines(con, end)
     buys = lines.filter(lines.is_purchase)
     rfm = rfm_summary(buys, "customer_id", "order_date", "line_amount", end, time_unit, time_scaler)
-    money = _money(lines).join(
+    money = _money(lines).join(star.first_purchases(lines), "customer_id").join(
         buys.group_by("customer_id").aggregate(
-            first_purchase=buys.order_date.min(),
             last_purchase=buys.order_date.max(),
             purchase_days=buys.order_date.nunique(),
             orders=buys.order_id.nunique(),
@@ -213,14 +212,23 @@ def profitability(con=None, observation_period_end=None) -> pd.DataFrame:
     Customers with lines but no purchase by the end (only returns) are included.
     """
     con = wh.as_connection(con)
-    end = observation_end(con, observation_period_end)
-    lines = star.customer_lines(con)
-    lines = lines.filter(lines.order_date <= end)
+    lines = star.customer_lines(con, observation_end(con, observation_period_end))
     df = _money(lines).rename(revenue="total_spend", profit="margin").to_pandas()
     df = kpis.ranked_shares(df, "profit")
     df["profit_margin"] = df["profit"] / df["revenue"].where(df["revenue"] != 0)
     df["profit_rank"] = np.arange(1, len(df) + 1)
     return df
+
+
+def losses(profit: pd.DataFrame, settings: Settings) -> str:
+    """One sentence on the customers who lost money in :func:`profitability`, in the settings' currency."""
+    losing = profit["profit"] < 0
+    total = settings.money(profit["profit"].sum())
+    if not losing.any():
+        return f"No customer lost money; total profit {total}"
+    who = f"{losing.sum():,} customer" + ("s" if losing.sum() > 1 else "")
+    return (f"{who} ({losing.mean():.1%}) lost money; together "
+            f"{settings.money(-profit.loc[losing, 'profit'].sum())} against {total} total profit")
 
 
 def _quintile(order_by) -> ir.IntegerValue:
@@ -278,17 +286,27 @@ def segment_profile(scored: pd.DataFrame, value: str = "margin") -> pd.DataFrame
     return out.sort_values(f"{value}_share", ascending=False)
 
 
-def customer_traits(con=None, observation_period_end=None) -> pd.DataFrame:
+def margin_leaders(profile: pd.DataFrame, value: str = "margin", n: int = 2) -> str:
+    """One sentence: the ``n`` segments of :func:`segment_profile` with the largest share of ``value``,
+    their share of it and their share of the customers."""
+    lead = profile.head(n)
+    names = " and ".join(lead.index.astype(str))
+    return (f"{names} carry {lead[f'{value}_share'].sum():.0%} of the {value} "
+            f"with {lead['customer_share'].sum():.0%} of the customers")
+
+
+def customer_traits(con=None, observation_period_end=None, web_channel: str = Settings.web_channel) -> pd.DataFrame:
     """What describes a customer besides RFM: region, acquisition channel, main channel and category,
-    share of spend online, number of categories bought (one row per customer, pandas)."""
+    share of spend in the ``web_channel`` (the settings' web channel), number of categories bought
+    (one row per customer, pandas)."""
     con = wh.as_connection(con)
-    end = observation_end(con, observation_period_end)
-    lines = star.customer_lines(con)
-    lines = lines.filter(lines.is_purchase & (lines.order_date <= end))
+    lines = star.customer_lines(con, observation_end(con, observation_period_end))
+    lines = lines.filter(lines.is_purchase)
+    web = lines.channel == web_channel
     base = lines.group_by("customer_id").aggregate(
         region=lines.region.arbitrary(),
         acquisition_channel=lines.acquisition_channel.arbitrary(),
-        web_share=(lines.line_amount.sum(where=lines.channel == "web").fill_null(0) / lines.line_amount.sum()).cast("float64"),
+        web_share=(lines.line_amount.sum(where=web).fill_null(0) / lines.line_amount.sum()).cast("float64"),
         categories=lines.category.nunique(),
     )
     main = {}

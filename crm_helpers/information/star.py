@@ -12,10 +12,14 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 from ibis.backends import BaseBackend
 
 from crm_helpers import warehouse as wh
 
+#: The unit of every money measure: the generic currency sign, shown as the warehouse's own
+#: currency (``plots.unit_label``), so no table or chart assumes one currency.
+MONEY = "¤"
 #: Label used for a missing dimension value (so it can't be mistaken for a subtotal).
 UNKNOWN = "(unknown)"
 ANONYMOUS = "(anonymous)"
@@ -79,10 +83,25 @@ def order_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
     )
 
 
-def customer_lines(con: BaseBackend | str | Path | None = None) -> ir.Table:
-    """Order lines of identified customers only (the base of every customer KPI)."""
+def customer_lines(con: BaseBackend | str | Path | None = None, end=None) -> ir.Table:
+    """Order lines of identified customers only (the base of every customer KPI).
+
+    With ``end`` (a date), only the lines up to and including that day: the one definition of
+    "as of a date" that RFM, profitability and cohorts share.
+    """
     lines = order_lines(con)
-    return lines.filter(lines.customer_id.notnull())
+    lines = lines.filter(lines.customer_id.notnull())
+    return lines if end is None else lines.filter(lines.order_date <= pd.Timestamp(end).date())
+
+
+def first_purchases(lines: ir.Table) -> ir.Table:
+    """Each customer's first purchase day (``customer_id``, ``first_purchase``), defined once.
+
+    A purchase is a sale line, not a return: a customer whose lines are all returns has no first
+    purchase and is left out. ``lines`` is :func:`customer_lines` or a table with the same columns.
+    """
+    buys = lines.filter(lines.is_purchase)
+    return buys.group_by("customer_id").aggregate(first_purchase=buys.order_date.min())
 
 
 def latest_order_date(con: BaseBackend | str | Path | None = None):
@@ -108,3 +127,22 @@ def money_measures(lines: ir.Table) -> dict[str, ir.Value]:
         "cost_of_goods": cost.cast("float64"),
         "margin": (revenue - cost).cast("float64"),
     }
+
+
+#: The fact tables that carry a customer_id.
+CUSTOMER_FACTS = ("fact_order_line", "fact_interaction", "fact_campaign_contact", "fact_campaign_response")
+
+
+def orphan_facts(con: BaseBackend | str | Path | None = None) -> pd.Series:
+    """Rows of each fact table whose customer is not in ``dim_customer`` (0 in a sound warehouse).
+
+    A NULL customer_id (an anonymous sale) is not an orphan.
+    """
+    con = wh.as_connection(con)
+    customers = con.table("dim_customer").select("customer_id")
+    counts = {}
+    for name in CUSTOMER_FACTS:
+        fact = con.table(name)
+        known = fact.filter(fact.customer_id.notnull())
+        counts[name] = int(known.anti_join(customers, "customer_id").count().execute())
+    return pd.Series(counts, name="orphan_rows")

@@ -1,0 +1,49 @@
+"""Money in charts and tables follows the settings' currency: no £ unless the settings say GBP."""
+
+from __future__ import annotations
+
+import pytest
+from fixtures_star import star_warehouse  # noqa: F401
+
+from crm_helpers import plots
+from crm_helpers import warehouse as wh
+from crm_helpers.config import Settings
+from crm_helpers.information import kpis, olap
+
+
+@pytest.fixture
+def euros():
+    before = plots.current_settings()
+    yield plots.set_currency(Settings(currency="EUR", locale="fr_FR"))
+    plots.set_currency(before)
+
+
+def test_unit_labels_use_the_currency(euros):
+    assert plots.unit_label(kpis.KPI_UNITS["aov"]) == "€ per order"
+    assert plots.unit_label("customers") == "customers"
+    assert plots.set_currency(Settings()) and plots.unit_label(kpis.KPI_UNITS["revenue"]) == "£"
+
+
+def _texts(ax) -> str:
+    ax.figure.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
+    return " ".join([ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), *ticks])
+
+
+def test_charts_and_dashboard_in_euros(star_warehouse, euros):
+    con = wh.connect(star_warehouse, read_only=True)
+    trend = kpis.kpi_table(con, "month")
+    cube = olap.Cube.from_warehouse(con).by("region").to_pandas()
+    texts = _texts(plots.kpi_trend(trend, "revenue")) + _texts(plots.cube_bar(cube, "region"))
+    assert "€" in texts and "£" not in texts
+    html = plots.dashboard_table(kpis.kpi_dashboard(con, "2025-12")).to_html()
+    assert "€" in html and "£" not in html
+
+
+def test_dashboard_table_formats_each_unit(star_warehouse, euros):
+    dashboard = kpis.kpi_dashboard(wh.connect(star_warehouse, read_only=True), "2025-12")
+    shown = plots.dashboard_table(dashboard).data.set_index("kpi")
+    assert shown.loc["aov", "unit"] == "€ per order"
+    row = dashboard.set_index("kpi").loc["retention_rate"]
+    html = plots.dashboard_table(dashboard).to_html()
+    assert f"{row['current']:.1%}" in html and f"{row['change'] * 100:+.1f} pts" in html
