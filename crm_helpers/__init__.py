@@ -12,11 +12,23 @@
 __version__ = "0.2.0"
 
 
-def setup_notebook(seed: int = 42, dpi: int = 100):
-    """One look for every notebook: plot theme, pandas display options and seeds (see :mod:`plots`).
+def setup_notebook(seed: int = 42, dpi: int = 100, warehouse=None, data_dir=None):
+    """One look for every notebook: plot theme, pandas display options, seeds and currency.
 
-    Returns a seeded numpy ``Generator`` for anything random in the notebook.
+    Money is shown in the currency of the organisation's settings: those collect recorded in
+    ``warehouse`` when it has them, else the ``settings:`` block of ``<data_dir>/sources.yml``
+    (both default to the configured ones). Returns a seeded numpy ``Generator``.
     """
-    from crm_helpers.plots import setup_notebook as _setup
+    from crm_helpers import config, plots
+    from crm_helpers import warehouse as wh
 
-    return _setup(seed=seed, dpi=dpi)
+    settings = config.load_settings(config.sources_yml(data_dir) if data_dir else None)
+    try:
+        con = wh.connect(warehouse, read_only=True)  # read and let go: a kernel must not hold the lock
+    except wh.WarehouseMissing:
+        con = None
+    if con is not None:
+        if "setting" in con.list_tables():
+            settings = wh.settings(con)
+        con.disconnect()
+    return plots.setup_notebook(seed=seed, dpi=dpi, settings=settings)
