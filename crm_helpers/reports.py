@@ -1,8 +1,8 @@
 """Run notebooks with papermill and export them to HTML for readers who do not code.
 
-The numbered notebooks in ``notebooks/`` are the workbook; papermill executes a copy of each
-(with optional parameter overrides) into an output folder, and nbconvert writes an HTML version
-without the code cells next to it.
+The numbered notebooks in the workbook's ``notebooks/`` are the workbook; papermill executes a
+copy of each (with parameter overrides) into an output folder, and nbconvert writes an HTML
+version without the code cells next to it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from nbconvert import HTMLExporter
 
 from crm_helpers import config
 
-NOTEBOOKS_DIR = config.PROJECT_DIR / "notebooks"
 
-
-def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The workbook's notebooks in reading order: files named ``NN_*.ipynb``."""
-    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+def numbered_notebooks(folder: Path | None = None) -> list[Path]:
+    """Notebooks named ``NN_*.ipynb`` in reading order (default: the workbook's ``notebooks/``)."""
+    return sorted(Path(folder or config.notebooks_dir()).glob("[0-9][0-9]_*.ipynb"))
 
 
 def export_html(notebook: Path) -> Path:
@@ -39,7 +37,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     Args:
         notebook: the source notebook.
         out_dir: where the executed copy and its HTML go (created if missing).
-        parameters: overrides injected after the cell tagged ``parameters``.
+        parameters: overrides injected after the cell tagged ``parameters``; those the notebook
+            does not declare there are left out.
         name: file name of the executed copy (default: the notebook's own).
     Returns:
         The path of the executed notebook.
@@ -47,13 +46,10 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (name or Path(notebook).name)
-    pm.execute_notebook(str(notebook), str(target), parameters=parameters or {},
+    declared = pm.inspect_notebook(str(notebook))
+    parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters,
                         kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
     export_html(target)
     return target
 
-
-def run_notebooks(out_dir: Path, only: str | None = None) -> list[Path]:
-    """Execute every numbered notebook in order (or those whose name contains ``only``)."""
-    books = [nb for nb in numbered_notebooks() if only is None or only in nb.name]
-    return [run_notebook(nb, out_dir) for nb in books]

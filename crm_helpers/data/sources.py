@@ -15,7 +15,8 @@ from pathlib import Path
 from zoneinfo import available_timezones
 
 import pandas as pd
-import yaml
+
+from crm_helpers import config
 
 MONEY = "DECIMAL(12,2)"
 V, R = "VARCHAR", True  # R marks a required column: missing or unparseable -> quarantine
@@ -109,7 +110,7 @@ def load_sources(path) -> dict:
     file) for unknown tables or columns, unmapped required columns and bad options.
     """
     path = Path(path)
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    doc = config.read_yaml(path)
     if not isinstance(doc.get("sources"), dict):
         raise SourceError("-", path.name, None, "expected a top-level 'sources:' mapping")
     return {name: _validate_source(name, spec or {}, path.name)
