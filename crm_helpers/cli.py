@@ -19,17 +19,23 @@ from typing import Optional
 import typer
 
 from crm_helpers import config
-from crm_helpers.data.sources import STAGING_TABLES, SourceError
-from crm_helpers.warehouse import WarehouseMissing
 
 
 class CommandError(Exception):
     """A command given what it cannot use: a bad option value, a missing folder, nothing to run."""
 
 
-#: What an analyst can get wrong; anything else is a bug in the workbook and keeps its traceback.
-USER_ERRORS = (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
-               typer.TyperException)  # typer's own: an unknown command or option, a value of the wrong type
+def user_errors() -> tuple[type[Exception], ...]:
+    """What an analyst can get wrong; anything else is a bug in the workbook and keeps its traceback.
+
+    Imported only when something failed, so that ``crm --help`` starts without pandas and Ibis.
+    ``typer.TyperException`` covers typer's own: an unknown command or option, a value of the wrong type.
+    """
+    from crm_helpers.data.sources import SourceError
+    from crm_helpers.warehouse import WarehouseMissing
+
+    return (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
+            typer.TyperException)
 
 
 class Workbook(typer.Typer):
@@ -38,7 +44,7 @@ class Workbook(typer.Typer):
     def __call__(self, *args, **kwargs):
         try:
             code = super().__call__(*args, standalone_mode=False, **kwargs)
-        except USER_ERRORS as err:
+        except user_errors() as err:
             message = err.format_message() if isinstance(err, typer.TyperException) else str(err)
             typer.secho(f"error: {message}", fg="red", err=True)
             code = 2
@@ -79,18 +85,19 @@ def number_of_people(customers: str) -> int:
 
 
 def require_staging(warehouse: Path) -> None:
-    """Raise :class:`WarehouseMissing` unless ``collect`` has built the warehouse's staging tables."""
+    """Raise ``WarehouseMissing`` unless ``collect`` has built the warehouse's staging tables."""
     from crm_helpers import warehouse as wh
+    from crm_helpers.data.sources import STAGING_TABLES
 
     if not Path(warehouse).exists():
-        raise WarehouseMissing(f"no warehouse at {warehouse}: run `crm collect` first")
+        raise wh.WarehouseMissing(f"no warehouse at {warehouse}: run `crm collect` first")
     con = wh.connect(warehouse, read_only=True)
     try:
         missing = sorted(set(STAGING_TABLES) - set(con.list_tables()))
     finally:
         con.disconnect()
     if missing:
-        raise WarehouseMissing(f"{warehouse} has no staging tables ({', '.join(missing)}): "
+        raise wh.WarehouseMissing(f"{warehouse} has no staging tables ({', '.join(missing)}): "
                                "run `crm collect` first")
 
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-import papermill as pm
-from nbconvert import HTMLExporter
-
 from crm_helpers import config
 
 
@@ -23,6 +19,9 @@ def numbered_notebooks(folder: Path | None = None) -> list[Path]:
 
 def export_html(notebook: Path) -> Path:
     """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden."""
+    import nbformat  # nbformat, nbconvert and papermill take seconds to import: imported when used
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html = Path(notebook).with_suffix(".html")
@@ -43,6 +42,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     Returns:
         The path of the executed notebook.
     """
+    import papermill as pm
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (name or Path(notebook).name)
