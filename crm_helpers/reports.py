@@ -54,3 +54,38 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     export_html(target)
     return target
 
+
+
+#: The kernel and language metadata JupyterLab writes for a Python 3.12 kernel. A notebook that
+#: ships them is not marked as changed when JupyterLab opens it, so opening never rewrites it.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": "3.12.1"}
+
+
+def normalise_notebook(path: Path) -> bool:
+    """Rewrite a notebook as Jupyter saves it: our kernel metadata, format 4.5, every cell an id.
+
+    Only notebook metadata and format change, never a cell's source. The text is what
+    ``nbformat.writes`` gives plus a trailing newline, as JupyterLab writes it. Cells without an
+    id get one derived from their position and source, so the result is deterministic.
+    Returns whether the file changed.
+    """
+    import hashlib
+
+    import nbformat
+
+    path = Path(path)
+    before = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(before, as_version=4)
+    nb.nbformat_minor = 5
+    nb.metadata.kernelspec = KERNELSPEC
+    nb.metadata.language_info = LANGUAGE_INFO
+    for index, cell in enumerate(nb.cells):
+        if not cell.get("id"):
+            cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
+    after = nbformat.writes(nb) + "\n"
+    if after != before:
+        path.write_text(after, encoding="utf-8")
+    return after != before
