@@ -2,7 +2,8 @@
 
 The numbered notebooks in the workbook's ``notebooks/`` are the workbook; papermill executes a
 copy of each (with parameter overrides) into an output folder, and nbconvert writes an HTML
-version without the code cells next to it.
+version without the code cells next to it. nbformat, nbconvert and papermill are imported inside
+the functions that use them: they take seconds to import, which ``crm --help`` need not wait.
 """
 
 from __future__ import annotations
@@ -17,9 +18,25 @@ def numbered_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(Path(folder or config.notebooks_dir()).glob("[0-9][0-9]_*.ipynb"))
 
 
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names a notebook assigns in its cell tagged ``parameters`` (none without such a cell).
+
+    Read with Python's own parser: ``papermill.inspect_notebook`` skips every line holding two
+    ``=``, so a comment like ``# None = $CRM_DATA_DIR`` would hide its parameter.
+    """
+    import ast
+
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    source = next((c.source for c in cells if "parameters" in c.metadata.get("tags", [])), "")
+    return {node.id for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+
+
 def export_html(notebook: Path) -> Path:
     """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden."""
-    import nbformat  # nbformat, nbconvert and papermill take seconds to import: imported when used
+    import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
@@ -47,7 +64,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (name or Path(notebook).name)
-    declared = pm.inspect_notebook(str(notebook))
+    declared = declared_parameters(notebook)
     parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
     pm.execute_notebook(str(notebook), str(target), parameters=parameters,
                         kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)

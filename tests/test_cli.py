@@ -79,7 +79,7 @@ def test_environment_variables_override_the_defaults(outside, monkeypatch):
 
 def test_notebooks_get_only_the_parameters_they_declare(tmp_path):
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("warehouse = None", metadata={"tags": ["parameters"]}),
+    nb.cells = [nbformat.v4.new_code_cell("warehouse = None  # None = the default", metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell("print(warehouse, 'data_dir' in dir())")]
     nbformat.write(nb, tmp_path / "01_only_warehouse.ipynb")
     executed = reports.run_notebook(tmp_path / "01_only_warehouse.ipynb", tmp_path / "out",
