@@ -21,15 +21,16 @@ export MPLBACKEND ?= Agg
 
 env: $(STAMP)
 
-# uv installs the stack in seconds; it is itself installed with pip if missing.
+# uv creates .venv and installs the stack in seconds; without uv on PATH, the standard library's
+# venv creates .venv and uv is installed into it with pip (nothing outside .venv changes).
 $(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (tried python3.12 on PATH, pyenv and asdf versions/3.12*, uv python find 3.12)." \
-	  "Install one, e.g. 'pyenv install 3.12' or 'apt-get install python3.12', or pass PYTHON=/path/to/python3.12." >&2; exit 2; }
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv || $(PYTHON) -m pip install --quiet uv
-	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || rm -rf $(VENV)
-	UV="$$(command -v uv || echo python3 -m uv)"; \
-	$$UV venv --allow-existing --python $(PYTHON) $(VENV) && \
-	$$UV pip install --python $(BIN)/python -e .
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (tried python3.12 on PATH, pyenv's and asdf's versions/3.12*," \
+	  "uv python find 3.12). Install one (e.g. 'pyenv install 3.12', 'uv python install 3.12' or 'apt-get install python3.12')" \
+	  "or pass PYTHON=/path/to/python3.12." >&2; exit 2; }
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { rm -rf $(VENV); \
+	  if uv --version >/dev/null 2>&1; then uv venv --quiet --python $(PYTHON) $(VENV); \
+	  else $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; fi; }
+	UV="$$(uv --version >/dev/null 2>&1 && echo uv || echo $(BIN)/uv)"; $$UV pip install --python $(BIN)/python -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

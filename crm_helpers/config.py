@@ -1,8 +1,11 @@
 """Paths and settings in one place.
 
-Every path the workbook uses is derived here. Two environment variables let an analyst point the
-workbook at other data without editing code: ``CRM_DATA_DIR`` (the folder holding ``raw/``,
-``truth/`` and ``sources.yml``) and ``CRM_WAREHOUSE`` (the DuckDB warehouse file).
+Every path the workbook uses is derived here, from the folder the analyst works in, never from
+where the package is installed: the defaults live under the workbook's root (the nearest folder,
+from the current one upwards, that holds ``notebooks/``), else under the current folder. Two
+environment variables point the workbook at other data without editing code: ``CRM_DATA_DIR``
+(the folder holding ``raw/``, ``truth/`` and ``sources.yml``) and ``CRM_WAREHOUSE`` (the DuckDB
+warehouse file).
 """
 
 from __future__ import annotations
@@ -12,12 +15,8 @@ from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_SOURCES_YML = PACKAGE_DIR / "sample" / "sources.yml"
-EXTERNAL_DIR = PROJECT_DIR / "data" / "external"
-CDNOW_DIR = EXTERNAL_DIR / "cdnow"
-REPORTS_DIR = PROJECT_DIR / "reports"
 
 # The sample world's fixed window.
 START_DATE = date(2023, 1, 1)
@@ -49,9 +48,51 @@ def private_files() -> None:
     os.umask(0o077)
 
 
+class WorkbookNotFound(FileNotFoundError):
+    """Asking for the shipped notebooks outside a workbook (no folder holding ``notebooks/``)."""
+
+
+def workbook_root(start: Path | None = None) -> Path | None:
+    """The nearest folder, from ``start`` (default: the current folder) upwards, holding ``notebooks/``.
+
+    Returns ``None`` outside a workbook, for example in an empty folder after ``pip install``.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / "notebooks").is_dir()), None)
+
+
+def project_dir() -> Path:
+    """Where the defaults live: the workbook's root, else the current folder."""
+    return workbook_root() or Path.cwd()
+
+
+def notebooks_dir() -> Path:
+    """The workbook's numbered notebooks; :class:`WorkbookNotFound` outside a workbook."""
+    root = workbook_root()
+    if root is None:
+        raise WorkbookNotFound(f"no workbook here: neither {Path.cwd()} nor a folder above it holds "
+                               "notebooks/; run this from the workbook's folder")
+    return root / "notebooks"
+
+
 def data_dir() -> Path:
     """The data folder: ``$CRM_DATA_DIR`` if set, else ``<project>/data``."""
-    return Path(os.environ.get("CRM_DATA_DIR", PROJECT_DIR / "data"))
+    return Path(os.environ.get("CRM_DATA_DIR") or project_dir() / "data")
+
+
+def external_dir() -> Path:
+    """Third-party data shipped with the workbook (``<project>/data/external``)."""
+    return project_dir() / "data" / "external"
+
+
+def cdnow_dir() -> Path:
+    """The CDNOW purchase data (``<project>/data/external/cdnow``)."""
+    return external_dir() / "cdnow"
+
+
+def reports_dir() -> Path:
+    """Generated outputs: executed notebooks and their HTML (``<project>/reports``)."""
+    return project_dir() / "reports"
 
 
 def raw_dir(base: Path | None = None) -> Path:
@@ -69,9 +110,9 @@ def sources_yml(base: Path | None = None) -> Path:
     return Path(base or data_dir()) / "sources.yml"
 
 
-def warehouse_path() -> Path:
-    """The warehouse file: ``$CRM_WAREHOUSE`` if set, else ``<data>/warehouse.duckdb``."""
-    return Path(os.environ.get("CRM_WAREHOUSE", data_dir() / "warehouse.duckdb"))
+def warehouse_path(base: Path | None = None) -> Path:
+    """The warehouse file: ``$CRM_WAREHOUSE`` if set, else ``warehouse.duckdb`` in the data folder."""
+    return Path(os.environ.get("CRM_WAREHOUSE") or Path(base or data_dir()) / "warehouse.duckdb")
 
 
 # --- settings: what differs from one organisation to the next --------------------------------

@@ -1,30 +1,44 @@
 """Run notebooks with papermill and export them to HTML for readers who do not code.
 
-The numbered notebooks in ``notebooks/`` are the workbook; papermill executes a copy of each
-(with optional parameter overrides) into an output folder, and nbconvert writes an HTML version
-without the code cells next to it.
+The numbered notebooks in the workbook's ``notebooks/`` are the workbook; papermill executes a
+copy of each (with parameter overrides) into an output folder, and nbconvert writes an HTML
+version without the code cells next to it. nbformat, nbconvert and papermill are imported inside
+the functions that use them: they take seconds to import, which ``crm --help`` need not wait.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-import papermill as pm
-from nbconvert import HTMLExporter
-
 from crm_helpers import config
 
-NOTEBOOKS_DIR = config.PROJECT_DIR / "notebooks"
+
+def numbered_notebooks(folder: Path | None = None) -> list[Path]:
+    """Notebooks named ``NN_*.ipynb`` in reading order (default: the workbook's ``notebooks/``)."""
+    return sorted(Path(folder or config.notebooks_dir()).glob("[0-9][0-9]_*.ipynb"))
 
 
-def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The workbook's notebooks in reading order: files named ``NN_*.ipynb``."""
-    return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names a notebook assigns in its cell tagged ``parameters`` (none without such a cell).
+
+    Read with Python's own parser: ``papermill.inspect_notebook`` skips every line holding two
+    ``=``, so a comment like ``# None = $CRM_DATA_DIR`` would hide its parameter.
+    """
+    import ast
+
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    source = next((c.source for c in cells if "parameters" in c.metadata.get("tags", [])), "")
+    return {node.id for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
 
 
 def export_html(notebook: Path) -> Path:
     """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html = Path(notebook).with_suffix(".html")
@@ -39,21 +53,56 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     Args:
         notebook: the source notebook.
         out_dir: where the executed copy and its HTML go (created if missing).
-        parameters: overrides injected after the cell tagged ``parameters``.
+        parameters: overrides injected after the cell tagged ``parameters``; those the notebook
+            does not declare there are left out.
         name: file name of the executed copy (default: the notebook's own).
     Returns:
         The path of the executed notebook.
     """
+    import papermill as pm
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (name or Path(notebook).name)
-    pm.execute_notebook(str(notebook), str(target), parameters=parameters or {},
+    declared = declared_parameters(notebook)
+    parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters,
                         kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
     export_html(target)
     return target
 
 
-def run_notebooks(out_dir: Path, only: str | None = None) -> list[Path]:
-    """Execute every numbered notebook in order (or those whose name contains ``only``)."""
-    books = [nb for nb in numbered_notebooks() if only is None or only in nb.name]
-    return [run_notebook(nb, out_dir) for nb in books]
+
+#: The kernel and language metadata JupyterLab writes for a Python 3.12 kernel. A notebook that
+#: ships them is not marked as changed when JupyterLab opens it, so opening never rewrites it.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": "3.12.1"}
+
+
+def normalise_notebook(path: Path) -> bool:
+    """Rewrite a notebook as Jupyter saves it: our kernel metadata, format 4.5, every cell an id.
+
+    Only notebook metadata and format change, never a cell's source. The text is what
+    ``nbformat.writes`` gives plus a trailing newline, as JupyterLab writes it. Cells without an
+    id get one derived from their position and source, so the result is deterministic.
+    Returns whether the file changed.
+    """
+    import hashlib
+
+    import nbformat
+
+    path = Path(path)
+    before = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(before, as_version=4)
+    nb.nbformat_minor = 5
+    nb.metadata.kernelspec = KERNELSPEC
+    nb.metadata.language_info = LANGUAGE_INFO
+    for index, cell in enumerate(nb.cells):
+        if not cell.get("id"):
+            cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
+    after = nbformat.writes(nb) + "\n"
+    if after != before:
+        path.write_text(after, encoding="utf-8")
+    return after != before

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse, true_retention  # noqa: F401
 
 from crm_helpers import warehouse as wh
-from crm_helpers.information import cohorts, star
+from crm_helpers.information import cohorts
 
 
 def reference_cohorts(tables) -> pd.DataFrame:

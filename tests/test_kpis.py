@@ -10,7 +10,7 @@ import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa: F401
 
 from crm_helpers import warehouse as wh
-from crm_helpers.information import kpis, star
+from crm_helpers.information import kpis
 
 FREQ = {"month": "M", "quarter": "Q", "year": "Y"}
 

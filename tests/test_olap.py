@@ -8,7 +8,7 @@ import pytest
 from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa: F401
 
 from crm_helpers import warehouse as wh
-from crm_helpers.information import olap, star
+from crm_helpers.information import olap
 
 ADDITIVE = ["revenue", "gross_sales", "returns", "cost_of_goods", "margin", "quantity", "lines"]
 

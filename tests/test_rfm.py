@@ -9,7 +9,7 @@ from fixtures_star import optional_fixture, star_tables, star_warehouse  # noqa:
 from pymc_marketing.clv.utils import rfm_summary as pymc_rfm_summary
 
 from crm_helpers import warehouse as wh
-from crm_helpers.information import cdnow, rfm, star
+from crm_helpers.information import cdnow, rfm
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ HOLDOUT_END = "1998-06-30"
 
 def read_cdnow(which: str = "master", directory=None) -> pd.DataFrame:
     """CDNOW transactions as a pandas DataFrame (``which`` = ``master`` or ``sample``)."""
-    path = (directory or config.CDNOW_DIR) / FILES[which]
+    path = (directory or config.cdnow_dir()) / FILES[which]
     if which == "master":
         names = ["customer_id", "date", "number_of_cds", "dollar_value"]
         df = pd.read_csv(path, sep=r"\s+", skiprows=1, names=names, dtype={"date": str})
