@@ -46,3 +46,35 @@ def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
     if con is None or isinstance(con, (str, Path)):
         return connect(con, read_only=True)
     return con
+
+
+
+# --- PROVISIONAL (branch `identity`): stand-ins for helper B's `settings` and `source_roles`, which
+# --- read the `setting` and `source_declaration` tables collect writes (same names, columns and
+# --- table formats). Until collect writes them, they fall back to the declarations file. B's
+# --- versions replace these two functions on merge.
+
+def settings(con: BaseBackend | str | Path | None = None) -> config.Settings:
+    """The organisation's settings as collect recorded them (table ``setting``: key, JSON value)."""
+    import json
+
+    con = as_connection(con)
+    if "setting" not in con.list_tables():
+        return config.load_settings()
+    rows = con.table("setting").to_pyarrow().to_pylist()
+    return config.Settings.from_mapping({r["key"]: json.loads(r["value"]) for r in rows},
+                                        where="warehouse table setting")
+
+
+def source_roles(con: BaseBackend | str | Path | None = None):
+    """One row per declared source: ``source``, ``role``, ``priority``, ``country`` (pandas)."""
+    import pandas as pd
+
+    con = as_connection(con)
+    columns = ["source", "role", "priority", "country"]
+    if "source_declaration" in con.list_tables():
+        return con.table("source_declaration").select(*columns).order_by("priority").to_pandas()
+    path = config.sources_yml()
+    declared = config.read_yaml(path if path.exists() else config.SAMPLE_SOURCES_YML).get("sources") or {}
+    return pd.DataFrame([{c: name if c == "source" else (spec or {}).get(c) for c in columns}
+                         for name, spec in declared.items()], columns=columns)
