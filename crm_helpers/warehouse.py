@@ -8,9 +8,11 @@ set-based parsing) uses the same connection's DuckDB handle, ``connect(...).con`
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import ibis
+import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from crm_helpers import config
@@ -46,6 +48,15 @@ def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
     if con is None or isinstance(con, (str, Path)):
         return connect(con, read_only=True)
     return con
+
+
+def temporary(t: ir.Table) -> ir.Table:
+    """``t`` computed once into a temporary table of its connection, for a result used several times.
+
+    The table lives until the connection closes (or ``drop_table``); unlike Ibis' ``cache()`` it
+    has no finaliser that would try to drop it after the connection is closed.
+    """
+    return t.get_backend().create_table(f"tmp_{uuid.uuid4().hex}", t, temp=True)
 
 
 

@@ -118,7 +118,7 @@ def remove_junk(con, records: ir.Table, settings: Settings, log: list[dict]) -> 
         (the records with ``is_junk``, the staged order lines without exact duplicate rows, the
         training tills' receipts and the orders of junk customer records).
     """
-    records = records.mutate(is_junk=standardise.is_junk_record(records, settings)).cache()
+    records = wh.temporary(records.mutate(is_junk=standardise.is_junk_record(records, settings)))
     n_records, n_junk = records.count().execute(), records.is_junk.sum().execute()
     log_step(log, "customer records", n_records, n_records - n_junk,
              "test and junk records: test names, test e-mail domains")
@@ -145,12 +145,12 @@ def resolve(con, records: ir.Table, master: str | None, threshold: float, seed: 
     real = records.filter(~records.is_junk)
     people = real.select("unique_id", *identity.IDENTIFIERS).order_by("unique_id").to_pandas()
     clusters, method = identity.resolve_identities(people, threshold=threshold, seed=seed)
-    resolved = identity.customer_ids(real, clusters).cache()
+    resolved = wh.temporary(identity.customer_ids(real, clusters))
     log_step(log, "identity resolution", len(people), resolved.customer_id.nunique().execute(), method)
     record_sources = set(real.select("source").distinct().to_pandas().source)
     till_sources = set(con.table("stg_order_line").select("source").distinct().to_pandas().source) - record_sources
-    return (resolved.select("source", "source_record_id", "customer_id")
-            .union(*identity.card_identities(resolved, sorted(till_sources), master))
+    return (ibis.union(resolved.select("source", "source_record_id", "customer_id"),
+                       *identity.card_identities(resolved, sorted(till_sources), master))
             .order_by(["customer_id", "source", "source_record_id"]))
 
 
@@ -158,11 +158,11 @@ def build_star(con, records: ir.Table, identity_map: ir.Table, lines: ir.Table, 
                roles: pd.DataFrame, master: str | None, log: list[dict]) -> dict[str, ir.Table]:
     """Step 4: the single customer view and the star schema, as expressions by table name."""
     stores = current_stores(con)
-    products = first_per_key(con.table("stg_product"), "sku").select(
-        "sku", "product_name", "category", "tier", "list_price", "unit_cost").order_by("sku").cache()
+    products = wh.temporary(first_per_key(con.table("stg_product"), "sku").select(
+        "sku", "product_name", "category", "tier", "list_price", "unit_cost").order_by("sku"))
     log_step(log, "products", con.table("stg_product").count().execute(), products.count().execute(),
              "repeated sku: the latest record wins")
-    facts = order_line_facts(lines, identity_map, products).cache()
+    facts = wh.temporary(order_line_facts(lines, identity_map, products))
     regions = home_region(facts.filter(facts.customer_id.notnull()), stores, settings.store_channel)
     golden = (golden_records(records.filter(~records.is_junk), identity_map, source_order(roles))
               .left_join(regions, "customer_id").drop("customer_id_right")
@@ -224,8 +224,8 @@ def integrate(warehouse: Path | str | None = None, threshold: float | None = Non
 def run_steps(con, threshold: float | None, seed: int, progress: bool) -> None:
     """The four steps and the writer on an open warehouse connection.
 
-    The steps keep intermediate results in temporary tables (Ibis ``cache``); they are dropped
-    when this function returns and its expressions are released.
+    Results used several times are kept in temporary tables (:func:`crm_helpers.warehouse.temporary`),
+    gone when the connection closes.
     """
     from tqdm.auto import tqdm
 
@@ -238,7 +238,7 @@ def run_steps(con, threshold: float | None, seed: int, progress: bool) -> None:
         records, lines = remove_junk(con, records, settings, log)
         steps.update()
         master = customer_master(roles, set(records.select("source").distinct().to_pandas().source))
-        identity_map = resolve(con, records, master, threshold, seed, log).cache()
+        identity_map = wh.temporary(resolve(con, records, master, threshold, seed, log))
         steps.update()
         star = build_star(con, records, identity_map, lines, settings, roles, master, log)
         steps.update()

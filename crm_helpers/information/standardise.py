@@ -24,6 +24,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from crm_helpers import warehouse as wh
 from crm_helpers.config import Settings
 
 #: Order of staged rows, newest first: the later file, then the later line of that file.
@@ -182,13 +183,15 @@ def e164_phones(t: ir.Table, phone: str = "phone", country: str = "country") -> 
 
     The engine places the usual spellings (:func:`e164_in_engine`); the distinct (phone, country)
     pairs it leaves are parsed by ``phonenumbers`` once each and joined back. Runs the engine part
-    (into a temporary table) to find that remainder; returns an expression.
+    (into a temporary table, :func:`crm_helpers.warehouse.temporary`) to find that remainder;
+    returns an expression.
     """
-    t = t.mutate(_digits=t[phone].re_replace(r"[^0-9]", ""), _plus=t[phone].strip().startswith("+")).cache()
-    countries = sorted(t.select(country).distinct().to_pandas()[country].dropna())
-    fast = ibis.cases(*[(t[country] == c, e164_in_engine(t._digits, t._plus, c)) for c in countries],
+    digits = wh.temporary(t.mutate(_digits=t[phone].re_replace(r"[^0-9]", ""), _plus=t[phone].strip().startswith("+")))
+    countries = sorted(digits.select(country).distinct().to_pandas()[country].dropna())
+    fast = ibis.cases(*[(digits[country] == c, e164_in_engine(digits._digits, digits._plus, c)) for c in countries],
                       else_=ibis.null(str)) if countries else ibis.null(str)
-    placed = t.mutate(_e164=fast).drop("_digits", "_plus").cache()
+    placed = wh.temporary(digits.mutate(_e164=fast).drop("_digits", "_plus"))
+    digits.get_backend().drop_table(digits.op().name)  # placed holds all it needs
     rest = (placed.filter(placed._e164.isnull() & (placed[phone].strip().length() > 0))
             .select(_raw=placed[phone], _country=placed[country]).distinct().to_pandas())
     parsed = ibis.memtable(pd.DataFrame({
