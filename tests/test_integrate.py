@@ -1,12 +1,11 @@
 """Integrate: standardisation rules, junk removal, identity quality and the star schema."""
 
-import ibis
 import pandas as pd
 import pytest
 
 from crm_helpers import truth
-from crm_helpers.information import integrate
 from crm_helpers import warehouse as wh
+from crm_helpers.information import integrate
 
 
 def test_no_source_of_the_sample_is_special_in_the_code():
@@ -23,7 +22,8 @@ def test_no_source_of_the_sample_is_special_in_the_code():
 
 
 def test_source_order_and_customer_master_come_from_the_declarations():
-    roles = pd.DataFrame({"source": ["shop", "clients", "tickets", "till"], "role": [None, "customer_master", None, None],
+    roles = pd.DataFrame({"source": ["shop", "clients", "tickets", "till"],
+                          "role": [None, "customer_master", None, None],
                           "priority": [2, 1, None, None], "country": [None, "FR", None, None]})
     assert integrate.source_order(roles) == ["clients", "shop", "tickets", "till"]
     assert integrate.customer_master(roles, {"shop", "clients"}) == "clients"

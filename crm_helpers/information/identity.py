@@ -120,7 +120,7 @@ def splink_clusters(records: pd.DataFrame, threshold: float, seed: int) -> pd.Da
             linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule),
                                                                                record_sample_proportion=1.0)
     except (SplinkException, ZeroDivisionError) as err:
-        raise NoModel(f"Splink: {str(err).strip().splitlines()[0]}") from err
+        raise NoModel(f"Splink: {str(err).strip().splitlines()[0].split(".  ")[0]}") from err
     pairs = linker.inference.predict(threshold_match_probability=min(0.2, threshold))
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
     return clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]]
