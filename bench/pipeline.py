@@ -10,6 +10,7 @@ Results are printed as a Markdown table to paste into bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import machine, median_of, run_measured  # noqa: E402
 
-CRM = str(Path(sys.executable).with_name("crm"))
+CRM = [sys.executable, "-m", "crm_helpers.cli"]  # the crm command of this interpreter and PYTHONPATH
 
 
 def one_run(size: int, workdir: Path) -> dict[str, tuple[float, float]]:
@@ -27,12 +28,14 @@ def one_run(size: int, workdir: Path) -> dict[str, tuple[float, float]]:
     shutil.rmtree(data, ignore_errors=True)
     warehouse = data / "warehouse.duckdb"
     steps = {
-        "sample": [CRM, "sample", "--customers", str(size), "--seed", "42", "--out", str(data)],
-        "collect": [CRM, "collect", "--data", str(data), "--warehouse", str(warehouse)],
-        "integrate": [CRM, "integrate", "--data", str(data), "--warehouse", str(warehouse)],
+        "sample": [*CRM, "sample", "--customers", str(size), "--seed", "42", "--out", str(data)],
+        "collect": [*CRM, "collect", "--data", str(data), "--warehouse", str(warehouse)],
+        "integrate": [*CRM, "integrate", "--data", str(data), "--warehouse", str(warehouse)],
     }
+    load = os.getloadavg()[0]
     result = {name: run_measured(cmd) for name, cmd in steps.items()}
     result["quality"] = identity_quality(data)
+    result["load"] = (load, os.getloadavg()[0])
     shutil.rmtree(data, ignore_errors=True)
     return result
 
@@ -66,6 +69,8 @@ def main() -> None:
         precision, recall = runs[0]["quality"]
         print(f"| {size:,} | {args.runs} | **total** | **{total:.1f}** | identity precision {precision:.4f}, "
               f"recall {recall:.4f} |", flush=True)
+        loads = ", ".join(f"{a:.1f} -> {b:.1f}" for a, b in (r["load"] for r in runs))
+        print(f"\n{size:,} people: 1-minute load average at the start and end of each run: {loads}", flush=True)
 
 
 if __name__ == "__main__":

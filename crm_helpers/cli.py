@@ -128,8 +128,8 @@ def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Warehous
 
 @app.command()
 def integrate(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt,
-              threshold: Optional[float] = typer.Option(None, help="Match probability at which two records are "
-                                                                   "one customer (default: integrate's).")):
+              threshold: Optional[float] = typer.Option(None, help="Match probability at which two records are one "
+                                                                       "customer (default: the match_threshold setting).")):
     """Clean, resolve identities and build the single customer view and star schema."""
     from crm_helpers.information import integrate as integrate_mod
 

@@ -12,10 +12,12 @@ import json
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
 
@@ -87,6 +89,15 @@ def as_connection(con: BaseBackend | str | Path | None = None) -> BaseBackend:
     if con is None or isinstance(con, (str, Path)):
         return connect(con, read_only=True)
     return con
+
+
+def temporary(t: ir.Table) -> ir.Table:
+    """``t`` computed once into a temporary table of its connection, for a result used several times.
+
+    The table lives until the connection closes (or ``drop_table``); unlike Ibis' ``cache()`` it
+    has no finaliser that would try to drop it after the connection is closed.
+    """
+    return t.get_backend().create_table(f"tmp_{uuid.uuid4().hex}", t, temp=True)
 
 
 def settings(con: BaseBackend | str | Path | None = None) -> config.Settings:

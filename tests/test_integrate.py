@@ -1,42 +1,34 @@
 """Integrate: standardisation rules, junk removal, identity quality and the star schema."""
 
-import ibis
 import pandas as pd
 import pytest
 
 from crm_helpers import truth
-from crm_helpers.information import integrate
 from crm_helpers import warehouse as wh
+from crm_helpers.information import integrate
 
 
-def _run(expr):
-    return ibis.duckdb.connect().execute(expr)
+def test_no_source_of_the_sample_is_special_in_the_code():
+    """The customer master, survivorship order and channels come from declarations and settings."""
+    from pathlib import Path
+
+    import crm_helpers
+
+    package = Path(crm_helpers.__file__).parent
+    code = [p for p in package.rglob("*.py") if "sample" not in p.relative_to(package).parts]
+    named = [str(p.relative_to(package)) for p in code
+             if any(name in p.read_text(encoding="utf-8") for name in ("crm_master", "webshop", "callcentre"))]
+    assert named == []
 
 
-@pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123", "(0)7700-900-123", "447700900123",
-                                 "+44 (0)7700 900 123", "7700900123", "0044 7700 900123"])
-def test_standard_phone_gives_one_national_format(raw):
-    t = ibis.memtable({"phone": [raw]})
-    assert _run(integrate.standard_phone(t.phone))[0] == "07700900123"
-
-
-def test_standard_phone_rejects_short_numbers():
-    t = ibis.memtable({"phone": ["12345", None, "077009001234567"]})
-    assert _run(integrate.standard_phone(t.phone)).isna().all()
-
-
-def test_standard_email_and_names():
-    t = ibis.memtable({"email": ["  Anna.Smith@Mail.COM ", "not-an-email", None],
-                       "name": ["  Zoë ", "O'Brien-Smith", "José!"]})
-    assert list(_run(integrate.standard_email(t.email)).fillna("<NA>")) == ["anna.smith@mail.com", "<NA>", "<NA>"]
-    assert list(_run(integrate.standard_name(t.name))) == ["zoe", "o'brien-smith", "jose"]
-
-
-def test_split_full_name_handles_both_orders():
-    t = ibis.memtable({"full": ["SMITH, Anna", "Anna Smith", "Mary Ann Jones"]})
-    first, last = integrate.split_full_name(t.full)
-    out = ibis.duckdb.connect().execute(t.select(first=first.strip(), last=last.strip()))
-    assert out.values.tolist() == [["Anna", "SMITH"], ["Anna", "Smith"], ["Mary", "Ann Jones"]]
+def test_source_order_and_customer_master_come_from_the_declarations():
+    roles = pd.DataFrame({"source": ["shop", "clients", "tickets", "till"],
+                          "role": [None, "customer_master", None, None],
+                          "priority": [2, 1, None, None], "country": [None, "FR", None, None]})
+    assert integrate.source_order(roles) == ["clients", "shop", "tickets", "till"]
+    assert integrate.customer_master(roles, {"shop", "clients"}) == "clients"
+    assert integrate.customer_master(roles.assign(role=None), {"shop", "tickets"}) == "shop"
+    assert integrate.phone_countries(roles) == {"clients": "FR"}
 
 
 # --- on the small sample world ------------------------------------------------------------
@@ -51,8 +43,23 @@ def con(small_warehouse):
 def test_identity_resolution_beats_email_only(con, small_truth_dir):
     report = truth.identity_report(con, small_truth_dir)
     splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
-    assert splink.precision >= 0.95 and splink.recall >= 0.95, report
+    assert splink.precision >= 0.99 and splink.recall >= 0.99, report
     assert email.recall < 0.9, report
+    log = con.table("integration_log").to_pandas().set_index("step")
+    assert log.loc["identity resolution", "reason"].startswith("Splink model on first_name, last_name, email, phone")
+
+
+def test_phones_are_e164_and_survivorship_follows_priority(con):
+    customers = con.table("dim_customer").to_pandas()
+    phones = customers.phone.dropna()
+    assert phones.str.fullmatch(r"\+44\d{10}").mean() > 0.99, phones.head()
+    # the sample declares its customer master priority 1: a customer with a master record shows its e-mail
+    records = con.table("customer_record").filter(lambda r: ~r.is_junk).to_pandas()
+    master = records[records.source == integrate.customer_master(wh.source_roles(con), set(records.source))]
+    mapped = master.merge(con.table("identity_map").to_pandas(), on=["source", "source_record_id"])
+    shown = mapped.dropna(subset=["email"]).merge(customers[["customer_id", "email"]], on="customer_id",
+                                                  suffixes=("", "_shown"))
+    assert (shown.email == shown.email_shown).mean() > 0.99
 
 
 def test_every_real_record_is_mapped_and_junk_is_not(con, small_truth_dir):
@@ -116,7 +123,7 @@ def test_star_schema_is_complete(con):
 
 @pytest.mark.slow
 def test_identity_quality_on_the_default_sample(tmp_path_factory):
-    """The issue's bar, on the default 20,000-person sample: Splink >= 0.95 precision and recall,
+    """The issue's bar, on the default 20,000-person sample: Splink >= 0.99 precision and recall,
     while e-mail matching alone stays clearly below it."""
     from crm_helpers import config
     from crm_helpers.data.collect import collect
@@ -130,7 +137,7 @@ def test_identity_quality_on_the_default_sample(tmp_path_factory):
     report = truth.identity_report(con, base / "truth")
     con.disconnect()
     splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
-    assert splink.precision >= 0.95 and splink.recall >= 0.95, report
+    assert splink.precision >= 0.99 and splink.recall >= 0.99, report
     assert email.recall < 0.85, report
 
 
