@@ -159,6 +159,8 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
     m = matrix if max_months is None else matrix.loc[:, : max_months]
     ax = ax or plt.subplots(figsize=(10, max(4, 0.28 * len(m))))[1]
     show = m.drop(columns=0) if unit == "%" and 0 in m.columns else m
+    if show.empty or show.isna().all().all():  # one month of history: no month after the first yet
+        return _no_data(ax, title, "no cohort has a month after its first purchase yet")
     sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
                 cbar_kws={"label": "retention rate" if unit == "%" else unit_label(unit)}, annot_kws={"size": 7})
     if unit == "%":
@@ -170,10 +172,20 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
     return ax
 
 
+def _no_data(ax, title: str, why: str):
+    """An empty chart that says why it is empty, instead of an error or a blank frame."""
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, f"Nothing to show: {why}.", ha="center", va="center", transform=ax.transAxes)
+    return ax
+
+
 def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all cohorts pooled", ax=None):
     """Share of customers buying k months after their first purchase (month 0 left out)."""
     ax = ax or plt.subplots()[1]
     later = curve.iloc[1:]
+    if later.empty:
+        return _no_data(ax, title, "no cohort has a month after its first purchase yet")
     sns.lineplot(x=later.index, y=later["retention_rate"], marker="o", ax=ax)
     _unit_axis(ax, "%")
     ax.set(title=title, xlabel="months since first purchase", ylabel="retention rate (%)")

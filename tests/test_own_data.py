@@ -115,14 +115,18 @@ def test_the_declarations_reach_the_warehouse(shop):
         {"source": "caisse", "role": None, "priority": 2, "country": "FR"}]
 
 
-@pytest.mark.xfail(strict=False, reason="integrate keeps only UK phones and needs postcodes "
-                                         "(issue 6, integrate side)")
-def test_the_client_listed_twice_is_one_customer(shop, tmp_path):
-    from crm_helpers.information.integrate import integrate
-
-    wh = tmp_path / "warehouse.duckdb"
+@pytest.fixture(scope="module")
+def integrated(shop, tmp_path_factory) -> Path:
+    """A copy of the collected example's warehouse after `crm integrate`."""
+    wh = tmp_path_factory.mktemp("epicerie-integrated") / "warehouse.duckdb"
     shutil.copy(shop / "warehouse.duckdb", wh)
-    integrate(wh, progress=False)
+    result = CliRunner().invoke(app, ["integrate", "--data", str(shop), "--warehouse", str(wh)])
+    assert result.exit_code == 0, result.output
+    return wh
+
+
+def test_the_client_listed_twice_is_one_customer(integrated):
+    wh = integrated
     with duckdb.connect(str(wh), read_only=True) as con:
         ids = dict(con.execute("SELECT source_record_id, customer_id FROM identity_map "
                                "WHERE source = 'clients'").fetchall())
@@ -134,3 +138,13 @@ def test_the_client_listed_twice_is_one_customer(shop, tmp_path):
     # same family name, different people: not merged
     assert ids["C0007"] != ids["C0027"] and ids["C0010"] != ids["C0030"]
     assert carded == 32  # every receipt line with a loyalty card reaches its client
+
+
+def test_the_rendered_report_speaks_euros(shop, integrated, tmp_path):
+    """Notebook 03 on the shop's warehouse: every money figure in euros, none in pounds."""
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["notebooks", "--only", "03", "--data", str(shop),
+                                      "--warehouse", str(integrated), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = (out / "03_information.html").read_text(encoding="utf-8")
+    assert html.count("€") >= 5 and "£" not in html

@@ -38,7 +38,6 @@ from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.config import Settings
 from crm_helpers.information import identity, standardise
-from crm_helpers.information.identity import cluster_profile  # noqa: F401  (notebook 02 reads it here)
 from crm_helpers.information.standardise import first_per_key
 
 # Survivorship rules of the golden record, as an analyst would quote them.
