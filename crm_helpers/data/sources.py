@@ -317,10 +317,9 @@ def describe_sources(sources: dict) -> pd.DataFrame:
     return pd.DataFrame([{
         "source": name, "description": s["description"], "files": ", ".join(s["files"]),
         "format": s["format"], "delimiter": s["delimiter"] if s["format"] == "csv" else "",
-        "encoding": s["encoding"], "timezone": s["timezone"], "role": s["role"],
+        "encoding": s["encoding"], "timezone": s["timezone"], "role": s["role"] or "",
         "priority": s["priority"], "country": s["country"],
         "tables": ", ".join(f"stg_{t}" for t in s["tables"])} for name, s in sources.items()])
-
 
 
 
