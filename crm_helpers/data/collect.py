@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from crm_helpers import config
 from crm_helpers import warehouse as wh
+from crm_helpers.data.integrity import resolve_key_conflicts
 from crm_helpers.data.reading import _stage
 from crm_helpers.data.sources import (AUDIT_COLUMNS, FILE_TABLES, KEYS, META, OTHER_TABLES,
                                       STAGING, STAGING_TABLES, V, SourceError, _lit, _q,
@@ -154,6 +155,7 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
             for table in [*STAGING_TABLES, *FILE_TABLES]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?", [name, rel])
         audit.update(_write(con, name, spec, rel, header, audit["loaded_at"]))
+        _resolve_key_conflicts(con, name, spec, audit)
         if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"]:
             raise SourceError(name, rel, None, f"does not balance: {audit}")
         con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
@@ -167,6 +169,14 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
 
 
 # --- writing (inside the file's transaction) ----------------------------------------------------
+
+def _resolve_key_conflicts(con, name: str, spec: dict, audit: dict) -> None:
+    """One version per key (``RULES``): the newest by file order stays, the others go to
+    quarantine; recounts ``load_audit`` of the files touched and this file's ``audit``."""
+    recounted = resolve_key_conflicts(con, name, spec, audit["loaded_at"])
+    if audit["file"] in recounted:
+        audit["rows_loaded"], audit["rows_quarantined"] = recounted[audit["file"]]
+
 
 def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) -> dict:
     """Insert staging rows, quarantine and value issues from the temp tables; return counts."""

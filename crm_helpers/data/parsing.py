@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from crm_helpers.data.sources import (KEYS, MONEY, PARSE_MSG, STAGING, V, YEARS, _lit,
+from crm_helpers.data.sources import (KEYS, MONEY, PARSE_MSG, RULES, STAGING, V, YEARS, _lit,
                                       _q, is_required)
 
 # --- parsing: SQL turning _rows into typed staging values and each record's problems ------------
@@ -160,6 +160,30 @@ def _problem_sql(table: str, column: str, typ: str, field: dict, code: str, spec
     return f"CASE {code} {msg} END", f"CASE {code} {issue} END"
 
 
+def _rule_sql(spec: dict) -> list[dict]:
+    """SQL for the row rules (``RULES`` checks) that apply to a source's mapped tables.
+
+    A rule applies when the source gives every column it names (mapped, not derived). Each
+    returned rule has ``fails`` (true when a row breaks it: an unknown value breaks nothing),
+    ``reason`` (the issue with the values, e.g. ``quantity=0``) and ``issue`` (without them).
+    """
+    out = []
+    for table, fields in spec["tables"].items():
+        for i, (holds, issue) in enumerate(RULES.get(table, {}).get("checks", [])):
+            holds, issue = (x.replace("{amount_tolerance}", str(spec["amount_tolerance"]))
+                            for x in (holds, issue))
+            names = [c for c in STAGING[table] if re.search(rf"\b{c}\b", holds)]
+            if not all(c in fields and "derived" not in fields[c] for c in names):
+                continue
+            v = {c: _q(f"v§{table}§{c}") for c in names}
+            sql = re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: v[m[1]], holds)
+            shown = " || ', ' || ".join(f"{_lit(c + '=')} || coalesce(CAST({v[c]} AS VARCHAR), '')"
+                                        for c in names)
+            out.append({"code": _q(f"r§{table}§{i}"), "fails": f"({sql}) IS FALSE",
+                        "reason": f"{_lit(issue + ' (')} || {shown} || ')'", "issue": _lit(issue)})
+    return out
+
+
 def _parse_sql(spec: dict, rel: str) -> str:
     """One SELECT over ``_scope``: stored values, record key, reasons and optional-value issues.
 
@@ -178,9 +202,12 @@ def _parse_sql(spec: dict, rel: str) -> str:
                        if "derived" in spec["tables"][t][c]]
     codes = ["*"] + [f"CASE {' '.join(f'WHEN {w} THEN {_lit(k)}' for k, w in s['checks'].items())}"
                      f" END AS {_q(f'e§{t}§{c}')}" for (t, c), s in fields.items() if s["checks"]]
+    rules = _rule_sql(spec)
+    codes += [f"CASE WHEN {r['fails']} THEN 'rule' END AS {r['code']}" for r in rules]
     first = next(iter(spec["tables"]))
     key = " || ':' || ".join(f"coalesce({fields[first, k]['text']}, '')" for k in KEYS[first])
-    problems = ", ".join(_q(f"e§{t}§{c}") for (t, c), s in fields.items() if s["checks"])
+    problems = ", ".join([_q(f"e§{t}§{c}") for (t, c), s in fields.items() if s["checks"]]
+                         + [r["code"] for r in rules])
     outer = ['"§no"', f"CASE WHEN coalesce({problems}) IS NOT NULL THEN {key} END AS \"§key\""]
     reasons, issues = [], []
     for (t, c), s in fields.items():
@@ -197,6 +224,8 @@ def _parse_sql(spec: dict, rel: str) -> str:
         else:  # an optional value lost: the record loads, the value is NULL and reported
             outer.append(f"CASE WHEN {e} IS NOT NULL THEN {{'issue': {issue}, 'reason': {msg}}} "
                          f"END AS {_q(f'w§{t}§{c}')}")
+    reasons += [f"CASE WHEN {r['code']} IS NOT NULL THEN {r['reason']} END" for r in rules]
+    issues += [f"CASE WHEN {r['code']} IS NOT NULL THEN {r['issue']} END" for r in rules]
     outer += [f"concat_ws('; ', {', '.join(reasons)}) AS \"§reason\"",
               f"concat_ws('; ', {', '.join(issues)}) AS \"§issue\""]
     sql = "_scope"

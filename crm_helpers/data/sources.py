@@ -70,6 +70,29 @@ KEYS = {"customer": ["source_record_id"], "order_line": ["order_id", "line_no"],
         "product": ["sku"], "store": ["store_id"], "interaction": ["interaction_id"],
         "campaign": ["campaign_id"], "campaign_contact": ["campaign_id", "customer_ref"],
         "campaign_response": ["campaign_id", "customer_ref", "response_date"]}
+# Integrity rules, declared once and checked in the engine (collect quarantines what breaks them).
+# key: a source's records of this table are unique by (source, *key); when the first table a
+#   source maps has one, a key seen twice with different values keeps the newest version by file
+#   order (file name, then line) and quarantines the others ("superseded by <file>:<line>").
+#   Exact duplicates (same values) stay; integrate removes them.
+# checks: row rules, (SQL over the table's staging columns that must hold, issue). A rule is
+#   checked only where the source gives all its columns (mapped, not derived); a row breaking
+#   one is quarantined. {amount_tolerance} is the source's setting (default AMOUNT_TOLERANCE).
+RULES: dict[str, dict] = {
+    "order_line": {"key": ["order_id", "line_no"], "checks": [
+        ("quantity <> 0", "quantity: zero (a return is a negative quantity)"),
+        ("unit_price >= 0", "unit_price: negative (a return is a negative quantity, "
+                            "not a negative price)"),
+        ("abs(line_amount - quantity * unit_price) <= {amount_tolerance}",
+         "line_amount: not quantity x unit_price (within {amount_tolerance})")]},
+    "customer": {"key": ["source_record_id"]},
+    "product": {"key": ["sku"]},
+    "store": {"key": ["store_id"]},
+    "interaction": {"key": ["interaction_id"]},
+    "campaign": {"key": ["campaign_id"]},
+}
+AMOUNT_TOLERANCE = 0.01  # line_amount may differ from quantity x unit_price by a cent (rounding)
+SUPERSEDED = "superseded"  # quarantine.issue of a record replaced by a newer version of its key
 META = "source VARCHAR NOT NULL, file VARCHAR NOT NULL, record_no BIGINT NOT NULL"
 OTHER_TABLES = {
     "quarantine": "source VARCHAR, file VARCHAR, record_no BIGINT, record_key VARCHAR, "
@@ -100,7 +123,7 @@ FALSE_VALUES = ["n", "no", "false", "0"]
 ROLES = ["customer_master"]  # the source whose ids campaign files and loyalty cards refer to
 SOURCE_KEYS = ["description", "files", "format", "delimiter", "encoding", "decimal_separator",
                "true_values", "false_values", "date_format", "timestamp_format", "timezone",
-               "country", "role", "priority", "tables"]
+               "country", "role", "priority", "amount_tolerance", "tables"]
 
 
 class SourceError(Exception):
@@ -180,7 +203,8 @@ def _validate_source(name: str, spec, where: str, settings: config.Settings) -> 
            "true_values": _words(spec.get("true_values", TRUE_VALUES)),
            "false_values": _words(spec.get("false_values", FALSE_VALUES)),
            "date_format": spec.get("date_format"), "timestamp_format": spec.get("timestamp_format"),
-           "timezone": spec.get("timezone", settings.timezone), "tables": {}}
+           "timezone": spec.get("timezone", settings.timezone),
+           "amount_tolerance": spec.get("amount_tolerance", AMOUNT_TOLERANCE), "tables": {}}
     if not out["files"] or not all(isinstance(f, str) for f in out["files"]):
         fail("files", "'files' must be a glob (or list of globs) relative to raw/")
     if out["format"] not in ("csv", "jsonl"):
@@ -204,6 +228,10 @@ def _validate_source(name: str, spec, where: str, settings: config.Settings) -> 
             fail(key, f"'{key}' is a strptime format such as '%d/%m/%Y', not {out[key]!r}")
     if out["timezone"] not in available_timezones():
         fail("timezone", f"unknown time zone {out['timezone']!r} (such as Europe/Paris)")
+    tolerance = out["amount_tolerance"]
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+        fail("amount_tolerance", f"'amount_tolerance' is an amount >= 0 by which line_amount may "
+                                 f"differ from quantity x unit_price, not {tolerance!r}")
     if not isinstance(spec.get("tables"), dict) or not spec["tables"]:
         fail("tables", "no staging tables mapped")
     for table, mapping in spec["tables"].items():

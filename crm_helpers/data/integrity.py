@@ -1,0 +1,89 @@
+"""Key conflicts: one version per key, the newest by file order; the others move to quarantine.
+
+A source's records are unique by the ``key`` that :data:`~crm_helpers.data.sources.RULES`
+declares for the first table it maps (an order line by source, order_id and line_no). When a key
+appears with different values (a correction within a file, or a corrected re-export under a new
+file name), the version in the last file by name, then the last line, stays in staging; the
+others leave every staging table of the source and enter ``quarantine`` with issue
+``superseded`` and reason ``superseded by <file>:<line>``. Their ``raw_record`` holds the staged
+values as JSON (``{"stg_<table>": {...}}``), so a superseded record comes back when the version
+that replaced it goes (its file replaced or pruned). Exact duplicates (same values) stay:
+integrate removes them. ``load_audit`` of every file touched is recounted, so each balances.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from crm_helpers.data.sources import RULES, STAGING, SUPERSEDED, _lit, _q
+
+
+def resolve_key_conflicts(con, name: str, spec: dict, loaded_at: datetime) -> dict:
+    """Keep the newest version of each key of source ``name``; quarantine the others.
+
+    Runs inside the transaction of the file just written. Returns ``{file: (rows_loaded,
+    rows_quarantined)}`` recounted for the files whose rows moved; their ``load_audit`` rows (if
+    any yet) are updated. A source whose first table has no declared key returns ``{}``.
+    """
+    first = next(iter(spec["tables"]))
+    key = RULES.get(first, {}).get("key")
+    if not key:
+        return {}
+    touched = _restore(con, name, spec)
+    touched |= _supersede(con, name, spec, first, key, loaded_at)
+    counts = {}
+    for file in sorted(touched):
+        counts[file] = con.execute(
+            f"SELECT (SELECT count(*) FROM stg_{first} WHERE source = $1 AND file = $2), "
+            "(SELECT count(*) FROM quarantine WHERE source = $1 AND file = $2)",
+            [name, file]).fetchone()
+        con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ? "
+                    "WHERE source = ? AND file = ?", [*counts[file], name, file])
+    return counts
+
+
+def _restore(con, name: str, spec: dict) -> set[str]:
+    """Put the source's superseded records back into staging (they are judged again)."""
+    files = {f for (f,) in con.execute("SELECT DISTINCT file FROM quarantine WHERE source = ? "
+                                       "AND issue = ?", [name, SUPERSEDED]).fetchall()}
+    if not files:
+        return set()
+    for table in spec["tables"]:
+        shape = {"source": "VARCHAR", "file": "VARCHAR", "record_no": "BIGINT",
+                 **{c: t for c, (t, _) in STAGING[table].items()}}
+        shape_sql = _lit("{" + ", ".join(f'"{c}": "{t}"' for c, t in shape.items()) + "}")
+        con.execute(f"INSERT INTO stg_{table} BY NAME SELECT unnest(json_transform("
+                    f"CAST(raw_record AS JSON) -> {_lit('stg_' + table)}, {shape_sql})) "
+                    "FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
+    con.execute("DELETE FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
+    return files
+
+
+def _supersede(con, name: str, spec: dict, first: str, key: list[str],
+               loaded_at: datetime) -> set[str]:
+    """Move every version of a key but the newest (unless equal to it) to quarantine."""
+    values = "{" + ", ".join(f"{_lit(c)}: {_q(c)}" for c in STAGING[first]) + "}"
+    window = (f"PARTITION BY {', '.join(map(_q, key))} ORDER BY file, record_no "
+              "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _superseded AS
+        SELECT file, record_no, record_key, winner FROM (
+            SELECT file, record_no, {values} AS v, last_value({values}) OVER w AS newest,
+                   concat_ws(':', {', '.join(f'CAST({_q(k)} AS VARCHAR)' for k in key)})
+                       AS record_key,
+                   last_value(file || ':' || record_no) OVER w AS winner
+            FROM stg_{first} WHERE source = ? WINDOW w AS ({window}))
+        WHERE v IS DISTINCT FROM newest""", [name])
+    files = {f for (f,) in con.execute("SELECT DISTINCT file FROM _superseded").fetchall()}
+    if not files:
+        return set()
+    staged = ", ".join(
+        f"{_lit('stg_' + t)}, (SELECT to_json(x) FROM stg_{t} x WHERE x.source = $1 "
+        "AND x.file = s.file AND x.record_no = s.record_no)" for t in spec["tables"])
+    con.execute("INSERT INTO quarantine (source, file, record_no, record_key, reason, issue, "
+                f"raw_record, loaded_at) SELECT $1, file, record_no, record_key, "
+                f"'superseded by ' || winner, $2, json_object({staged}), $3 FROM _superseded s",
+                [name, SUPERSEDED, loaded_at])
+    for table in spec["tables"]:
+        con.execute(f"DELETE FROM stg_{table} t USING _superseded s WHERE t.source = ? "
+                    "AND t.file = s.file AND t.record_no = s.record_no", [name])
+    return files
