@@ -36,11 +36,12 @@ def till(receipt, line_no, qty, price, total, sku="P001"):
 
 def web(order_id, line_no, quantity=2, unit_price=19.99, city="London"):
     """One web-shop JSON line."""
-    return json.dumps(dict(order_id=order_id, line_no=line_no, created_at="2024-07-03T08:00:00Z",
-                           email="ann@example.com", first_name="Ann", last_name="Lee",
-                           phone="07700 900001", street="1 High St", postcode="NW1 1AA",
-                           city=city, marketing_opt_in=True, sku="P001", quantity=quantity,
-                           unit_price=unit_price))
+    return json.dumps({"order_id": order_id, "line_no": line_no,
+                       "created_at": "2024-07-03T08:00:00Z", "email": "ann@example.com",
+                       "first_name": "Ann", "last_name": "Lee", "phone": "07700 900001",
+                       "street": "1 High St", "postcode": "NW1 1AA", "city": city,
+                       "marketing_opt_in": True, "sku": "P001", "quantity": quantity,
+                       "unit_price": unit_price})
 
 
 @pytest.fixture
@@ -128,7 +129,8 @@ def test_a_declared_amount_tolerance_loads_a_net_of_discount_line(base):
                       till("R2", 1, 2, "19.99", "30.00")])              # 9.98 off: quarantined
     run(base)
     assert revenue(base) == Decimal("36.00")
-    assert [q[3] for q in quarantined(base)] == ["line_amount: not quantity x unit_price (within 5)"]
+    assert [q[3] for q in quarantined(base)] == [
+        "line_amount: not quantity x unit_price (within 5)"]
     assert_balanced(base)
 
 

@@ -7,8 +7,11 @@ lands in the warehouse in one transaction per file:
   ``source``, ``file`` (relative to ``raw/``) and ``record_no``: the record's physical line in
   the file (a CSV header is line 1, so its first record is 2), to find it with any editor.
 - ``quarantine``: records that cannot be loaded: a malformed CSV line or JSON line, or a
-  required field missing, unparseable or implausible. ``reason`` names every problem with its
-  value, ``issue`` is the same without values (for counting), ``raw_record`` is the line as read.
+  required field missing, unparseable or implausible, or a row rule of ``RULES`` broken (quantity
+  0, a negative price, an amount that is not quantity x price); or an older version of a key
+  superseded by a newer one (:mod:`crm_helpers.data.integrity`). ``reason`` names every problem
+  with its value, ``issue`` is the same without values (for counting), ``raw_record`` is the
+  line as read (a superseded record: its staged values as JSON).
 - ``value_issue``: optional typed values that could not be parsed (or were implausible dates)
   and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the

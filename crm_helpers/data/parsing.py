@@ -176,7 +176,7 @@ def _rule_sql(spec: dict) -> list[dict]:
             if not all(c in fields and "derived" not in fields[c] for c in names):
                 continue
             v = {c: _q(f"v§{table}§{c}") for c in names}
-            sql = re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: v[m[1]], holds)
+            sql = re.sub(r"\b(" + "|".join(names) + r")\b", lambda m, v=v: v[m[1]], holds)
             shown = " || ', ' || ".join(f"{_lit(c + '=')} || coalesce(CAST({v[c]} AS VARCHAR), '')"
                                         for c in names)
             out.append({"code": _q(f"r§{table}§{i}"), "fails": f"({sql}) IS FALSE",

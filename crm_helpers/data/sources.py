@@ -81,8 +81,8 @@ KEYS = {"customer": ["source_record_id"], "order_line": ["order_id", "line_no"],
 RULES: dict[str, dict] = {
     "order_line": {"key": ["order_id", "line_no"], "checks": [
         ("quantity <> 0", "quantity: zero (a return is a negative quantity)"),
-        ("unit_price >= 0", "unit_price: negative (a return is a negative quantity, "
-                            "not a negative price)"),
+        ("unit_price >= 0",
+         "unit_price: negative (a return is a negative quantity, not a negative price)"),
         ("abs(line_amount - quantity * unit_price) <= {amount_tolerance}",
          "line_amount: not quantity x unit_price (within {amount_tolerance})")]},
     "customer": {"key": ["source_record_id"]},
