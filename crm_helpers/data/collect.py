@@ -176,7 +176,7 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
 def _resolve_key_conflicts(con, name: str, spec: dict, audit: dict) -> None:
     """One version per key (``RULES``): the newest by file order stays, the others go to
     quarantine; recounts ``load_audit`` of the files touched and this file's ``audit``."""
-    recounted = resolve_key_conflicts(con, name, spec, audit["loaded_at"])
+    recounted = resolve_key_conflicts(con, name, spec, audit["file"], audit["loaded_at"])
     if audit["file"] in recounted:
         audit["rows_loaded"], audit["rows_quarantined"] = recounted[audit["file"]]
 

@@ -18,10 +18,11 @@ from datetime import datetime
 from crm_helpers.data.sources import RULES, STAGING, SUPERSEDED, _lit, _q
 
 
-def resolve_key_conflicts(con, name: str, spec: dict, loaded_at: datetime) -> dict:
+def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: datetime) -> dict:
     """Keep the newest version of each key of source ``name``; quarantine the others.
 
-    Runs inside the transaction of the file just written. Returns ``{file: (rows_loaded,
+    Runs inside the transaction of ``file``, just written. Only the keys that can have changed
+    are judged: those of ``file`` and of the superseded records put back first. Returns ``{file: (rows_loaded,
     rows_quarantined)}`` recounted for the files whose rows moved; their ``load_audit`` rows (if
     any yet) are updated. A source whose first table has no declared key returns ``{}``.
     """
@@ -29,7 +30,11 @@ def resolve_key_conflicts(con, name: str, spec: dict, loaded_at: datetime) -> di
     key = RULES.get(first, {}).get("key")
     if not key:
         return {}
-    touched = _restore(con, name, spec)
+    touched = _restore(con, name, spec, first)
+    cols = ", ".join(map(_q, key))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {cols} FROM stg_{first} "
+                "WHERE source = ? AND (file = ? OR (file, record_no) IN (SELECT (file, record_no) "
+                "FROM _restored))", [name, file])
     touched |= _supersede(con, name, spec, first, key, loaded_at)
     counts = {}
     for file in sorted(touched):
@@ -42,10 +47,14 @@ def resolve_key_conflicts(con, name: str, spec: dict, loaded_at: datetime) -> di
     return counts
 
 
-def _restore(con, name: str, spec: dict) -> set[str]:
-    """Put the source's superseded records back into staging (they are judged again)."""
-    files = {f for (f,) in con.execute("SELECT DISTINCT file FROM quarantine WHERE source = ? "
-                                       "AND issue = ?", [name, SUPERSEDED]).fetchall()}
+def _restore(con, name: str, spec: dict, first: str) -> set[str]:
+    """Put the source's superseded records back into staging (they are judged again).
+
+    Leaves their (file, record_no) in the temp table ``_restored``; returns their files.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE _restored AS SELECT file, record_no "
+                "FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
+    files = {f for (f,) in con.execute("SELECT DISTINCT file FROM _restored").fetchall()}
     if not files:
         return set()
     for table in spec["tables"]:
@@ -71,7 +80,8 @@ def _supersede(con, name: str, spec: dict, first: str, key: list[str],
                    concat_ws(':', {', '.join(f'CAST({_q(k)} AS VARCHAR)' for k in key)})
                        AS record_key,
                    last_value(file || ':' || record_no) OVER w AS winner
-            FROM stg_{first} WHERE source = ? WINDOW w AS ({window}))
+            FROM stg_{first} SEMI JOIN _keys USING ({', '.join(map(_q, key))})
+            WHERE source = ? WINDOW w AS ({window}))
         WHERE v IS DISTINCT FROM newest""", [name])
     files = {f for (f,) in con.execute("SELECT DISTINCT file FROM _superseded").fetchall()}
     if not files:
