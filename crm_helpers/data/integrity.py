@@ -22,28 +22,24 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
     """Keep the newest version of each key of source ``name``; quarantine the others.
 
     Runs inside the transaction of ``file``, just written. Only the keys that can have changed
-    are judged: those of ``file`` and of the superseded records put back first. Returns ``{file: (rows_loaded,
-    rows_quarantined)}`` recounted for the files whose rows moved; their ``load_audit`` rows (if
-    any yet) are updated. A source whose first table has no declared key returns ``{}``.
+    are judged: those of ``file`` and of the superseded records put back first. Returns
+    ``{file: (rows_loaded, rows_quarantined)}`` recounted for the files whose rows moved; their
+    ``load_audit`` rows (if any yet) are updated. A source whose first table has no declared key returns ``{}``.
     """
     first = next(iter(spec["tables"]))
     key = RULES.get(first, {}).get("key")
     if not key:
         return {}
     touched = _restore(con, name, spec, first)
-    cols = ", ".join(map(_q, key))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT DISTINCT {cols} FROM stg_{first} "
-                "WHERE source = ? AND (file = ? OR (file, record_no) IN (SELECT (file, record_no) "
-                "FROM _restored))", [name, file])
-    touched |= _supersede(con, name, spec, first, key, loaded_at)
+    touched |= _supersede(con, name, spec, file, key, loaded_at)
     counts = {}
-    for file in sorted(touched):
-        counts[file] = con.execute(
+    for moved in sorted(touched):
+        counts[moved] = con.execute(
             f"SELECT (SELECT count(*) FROM stg_{first} WHERE source = $1 AND file = $2), "
             "(SELECT count(*) FROM quarantine WHERE source = $1 AND file = $2)",
-            [name, file]).fetchone()
+            [name, moved]).fetchone()
         con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ? "
-                    "WHERE source = ? AND file = ?", [*counts[file], name, file])
+                    "WHERE source = ? AND file = ?", [*counts[moved], name, moved])
     return counts
 
 
@@ -68,21 +64,25 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
     return files
 
 
-def _supersede(con, name: str, spec: dict, first: str, key: list[str],
+def _supersede(con, name: str, spec: dict, file: str, key: list[str],
                loaded_at: datetime) -> set[str]:
-    """Move every version of a key but the newest (unless equal to it) to quarantine."""
+    """Move every version but the newest (unless equal to it) of the keys of ``file`` and of
+    the restored records to quarantine; return the files they came from."""
+    first, cols = next(iter(spec["tables"])), ", ".join(map(_q, key))
     values = "{" + ", ".join(f"{_lit(c)}: {_q(c)}" for c in STAGING[first]) + "}"
-    window = (f"PARTITION BY {', '.join(map(_q, key))} ORDER BY file, record_no "
+    window = (f"PARTITION BY {cols} ORDER BY file, record_no "
               "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _superseded AS
+        WITH keys AS (SELECT DISTINCT {cols} FROM stg_{first} WHERE source = $1 AND (file = $2
+                      OR (file, record_no) IN (SELECT (file, record_no) FROM _restored)))
         SELECT file, record_no, record_key, winner FROM (
             SELECT file, record_no, {values} AS v, last_value({values}) OVER w AS newest,
                    concat_ws(':', {', '.join(f'CAST({_q(k)} AS VARCHAR)' for k in key)})
                        AS record_key,
                    last_value(file || ':' || record_no) OVER w AS winner
-            FROM stg_{first} SEMI JOIN _keys USING ({', '.join(map(_q, key))})
-            WHERE source = ? WINDOW w AS ({window}))
-        WHERE v IS DISTINCT FROM newest""", [name])
+            FROM stg_{first} SEMI JOIN keys USING ({cols})
+            WHERE source = $1 WINDOW w AS ({window}))
+        WHERE v IS DISTINCT FROM newest""", [name, file])
     files = {f for (f,) in con.execute("SELECT DISTINCT file FROM _superseded").fetchall()}
     if not files:
         return set()
