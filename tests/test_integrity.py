@@ -242,3 +242,17 @@ def test_exact_duplicates_stay_in_staging(base):
     run(base)
     assert audit(base) == [(POS, 2, 2, 0)]
     assert quarantined(base) == []
+
+
+def test_a_superseded_line_whose_values_were_erased_stays_quarantined(base):
+    write(base, POS, [POS_HEADER, till("R1", 1, 2, "19.99", "39.98")])
+    write(base, POS_FIX, [POS_HEADER, till("R1", 1, 1, "19.99", "19.99")])
+    run(base)
+    with duckdb.connect(str(base / "warehouse.duckdb")) as con:  # as a retention rule would
+        con.execute("UPDATE quarantine SET raw_record = NULL")
+    write(base, POS_FIX, [POS_HEADER, till("R7", 1, 1, "5.00", "5.00")])
+    run(base)
+    assert revenue(base) == Decimal("5.00")
+    assert [q[3] for q in quarantined(base)] == ["superseded"]
+    assert audit(base) == [(POS, 1, 0, 1), (POS_FIX, 1, 1, 0)]
+    assert_balanced(base)

@@ -7,7 +7,8 @@ file name), the version in the last file by name, then the last line, stays in s
 others leave every staging table of the source and enter ``quarantine`` with issue
 ``superseded`` and reason ``superseded by <file>:<line>``. Their ``raw_record`` holds the staged
 values as JSON (``{"stg_<table>": {...}}``), so a superseded record comes back when the version
-that replaced it goes (its file replaced or pruned). Exact duplicates (same values) stay:
+that replaced it goes (its file replaced); one whose values were erased (a retention rule
+blanking ``raw_record``) stays quarantined. Exact duplicates (same values) stay:
 integrate removes them. ``load_audit`` of every file touched is recounted, so each balances.
 """
 
@@ -46,10 +47,12 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
 def _restore(con, name: str, spec: dict, first: str) -> set[str]:
     """Put the source's superseded records back into staging (they are judged again).
 
-    Leaves their (file, record_no) in the temp table ``_restored``; returns their files.
+    Leaves their (file, record_no) in the temp table ``_restored``; returns their files. A
+    record whose staged values were erased (retention) cannot come back: it stays quarantined.
     """
     con.execute("CREATE OR REPLACE TEMP TABLE _restored AS SELECT file, record_no "
-                "FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
+                "FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
+                [name, SUPERSEDED])
     files = {f for (f,) in con.execute("SELECT DISTINCT file FROM _restored").fetchall()}
     if not files:
         return set()
@@ -59,8 +62,10 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
         shape_sql = _lit("{" + ", ".join(f'"{c}": "{t}"' for c, t in shape.items()) + "}")
         con.execute(f"INSERT INTO stg_{table} BY NAME SELECT unnest(json_transform("
                     f"CAST(raw_record AS JSON) -> {_lit('stg_' + table)}, {shape_sql})) "
-                    "FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
-    con.execute("DELETE FROM quarantine WHERE source = ? AND issue = ?", [name, SUPERSEDED])
+                    "FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
+                    [name, SUPERSEDED])
+    con.execute("DELETE FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
+                [name, SUPERSEDED])
     return files
 
 
