@@ -319,10 +319,10 @@ def assert_rejected(base: Path, audit: pd.DataFrame, file: str, column: str | No
 
 def test_no_file_matches(world):
     shutil.rmtree(world / "raw" / "callcentre")
-    with pytest.warns(UserWarning, match="source 'callcentre': no file matches"):
-        audit = run(world)
+    audit = run(world)
     row = audit.set_index("source").loc["callcentre"]
     assert (row.status, row.file) == ("missing", "callcentre/contacts_*.csv")
+    assert row.reason.startswith("no file matches 'callcentre/contacts_*.csv' under ")
     assert (audit.status == "loaded").sum() == 9 and count(world, "stg_interaction") == 0
 
 

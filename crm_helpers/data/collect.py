@@ -114,11 +114,11 @@ def _files(spec: dict, raw: Path) -> list[Path]:
 
 
 def _missing(name: str, spec: dict, raw: Path) -> dict:
-    """The audit row (status ``missing``) of a declared source without any file; also warns."""
+    """The audit row (status ``missing``: a warning, not a stop) of a declared source without
+    any file; ``file`` is its pattern."""
     pattern = " or ".join(spec["files"])
-    reason = f"no file matches {pattern!r} under {raw}"
-    warnings.warn(f"source {name!r}: {reason}", stacklevel=3)
-    return dict(source=name, file=pattern, status="missing", reason=reason)
+    return dict(source=name, file=pattern, status="missing",
+                reason=f"no file matches {pattern!r} under {raw}")
 
 
 def summary(audit: pd.DataFrame) -> list[str]:
@@ -192,6 +192,8 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
                         "WHERE source = ? AND file = ?", [name, rel]).fetchone()
     if known and known[2] == fingerprint and known[-3:-1] == (spec["hash"], "loaded"):
         return dict(zip(AUDIT_COLUMNS, known), status="skipped")
+    if path.stat().st_size == 0:  # an export that failed, in any format
+        raise SourceError(name, rel, None, "empty file (0 bytes)")
     header = _stage(con, name, spec, path, rel)  # temp tables only: nothing to undo on error
     audit = dict(source=name, file=rel, fingerprint=fingerprint, spec_hash=spec["hash"],
                  loaded_at=datetime.now(UTC).replace(tzinfo=None), derived=_derived(spec),
