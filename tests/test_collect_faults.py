@@ -89,7 +89,7 @@ def test_a_rejected_file_loads_once_it_is_fixed(world):
     run(world)
     write(world, NEW_POS, GOOD_POS)
     audit = run(world).set_index("file")
-    assert audit.status[NEW_POS] == "replaced" and (audit.status == "skipped").sum() == 10
+    assert audit.status[NEW_POS] == "loaded" and (audit.status == "skipped").sum() == 10
     assert sql(world, "SELECT status, reason, rows_read, rows_loaded FROM load_audit WHERE file = ?",
                [NEW_POS]) == [("loaded", None, 2, 2)]
     assert count(world, "stg_order_line", f"file = '{NEW_POS}'") == 2
@@ -176,7 +176,7 @@ def test_a_pruned_file_that_comes_back_loads_again(world):
     run(world, prune=True)
     path.write_bytes(text)
     audit = run(world).set_index("file")
-    assert audit.status["pos/pos_2024-01.csv"] == "replaced"
+    assert audit.status["pos/pos_2024-01.csv"] == "loaded"
     assert sql(world, "SELECT status, rows_loaded FROM load_audit WHERE file = 'pos/pos_2024-01.csv'"
                ) == [("loaded", 1)]
 

@@ -13,7 +13,10 @@ lands in the warehouse in one transaction per file:
   and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
   parser) = ``rows_loaded`` + ``rows_quarantined``; ``derived`` lists the staging columns the
-  source left unmapped and collect derived (``DERIVED``), with how.
+  source left unmapped and collect derived (``DERIVED``), with how. ``status`` is ``loaded``,
+  ``rejected`` (a file-level problem, in ``reason``), ``deleted-kept`` (no longer in ``raw/``,
+  rows kept) or ``pruned`` (no longer in ``raw/``, rows withdrawn by ``prune``). The counts are
+  always those of the rows the warehouse holds for the file (0 for a file never loaded).
 - ``source_declaration`` (source, role, priority, country, format, description, tables) and
   ``setting`` (key, value as JSON text): the declarations, replaced on every run, so integrate,
   notebooks and reports read them from the warehouse (:func:`crm_helpers.warehouse.settings`,
@@ -22,9 +25,12 @@ lands in the warehouse in one transaction per file:
 Decisions where the contract is silent: a record feeding several tables (a web order line also
 describes a customer) is loaded into all of them or quarantined whole, so the audit counts
 records. Dates outside ``YEARS``, or after the month in a file name like ``pos_2024-03.csv``, are
-implausible. A file is skipped when its name, content and source declaration are unchanged;
-otherwise its earlier rows are replaced. Rows of files no longer in ``raw/`` are kept. A CSV
-whose quoted values span lines is refused (its records could not be numbered by line).
+implausible. A file is skipped when its name, content and source declaration are unchanged and
+it loaded; otherwise its earlier rows are replaced. A file that cannot be read (empty, garbage,
+wrong delimiter or encoding, a CSV whose quoted values span lines or never close) is rejected
+and the run goes on; a file loaded before keeps the rows of its earlier version until a
+readable one replaces them. A declaration that cannot be applied (``DeclarationError``) stops
+the run. Rows of files no longer in ``raw/`` are kept unless ``prune`` is given.
 """
 
 from __future__ import annotations
@@ -45,9 +51,22 @@ from tqdm.auto import tqdm
 from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.data.reading import _stage
-from crm_helpers.data.sources import (AUDIT_COLUMNS, FILE_TABLES, KEYS, META, OTHER_TABLES,
-                                      STAGING, STAGING_TABLES, V, DeclarationError,
-                                      SourceError, _lit, _q, is_required, load_declarations)
+from crm_helpers.data.sources import (
+    AUDIT_COLUMNS,
+    FILE_TABLES,
+    KEYS,
+    META,
+    OTHER_TABLES,
+    STAGING,
+    STAGING_TABLES,
+    DeclarationError,
+    SourceError,
+    V,
+    _lit,
+    _q,
+    is_required,
+    load_declarations,
+)
 
 # --- collect ------------------------------------------------------------------------------------
 
@@ -65,7 +84,8 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     file is loaded); then one row per file in ``load_audit`` but no longer in ``raw/``:
     ``deleted-kept`` (its rows stay) or, with ``prune``, ``pruned`` (its rows withdrawn); then
     one row per declared source without any file: ``missing`` (a warning, ``file`` is the
-    pattern). A bad declaration still raises ``SourceError`` before anything is loaded.
+    pattern). A bad declaration still raises ``SourceError`` (``DeclarationError`` when found
+    only on reading a file) and stops the run; the files loaded before it stay loaded.
     """
     data_dir = Path(data_dir)
     if sources_file is None:
@@ -129,8 +149,8 @@ def summary(audit: pd.DataFrame) -> list[str]:
              f"{n.get('skipped', 0)} skipped, {n.get('rejected', 0)} rejected; "
              f"deleted from raw/: {n.get('deleted-kept', 0)} kept, {n.get('pruned', 0)} pruned; "
              f"sources without files: {n.get('missing', 0)}"]
-    said = {"rejected": "rejected", "deleted-kept": "deleted, rows kept", "pruned": "deleted, "
-            "rows withdrawn", "missing": "warning"}
+    said = {"rejected": "rejected", "deleted-kept": "deleted, rows kept",
+            "pruned": "deleted, rows withdrawn", "missing": "warning"}
     for status, what in said.items():
         lines += [f"{what}: source {r.source!r}, file {r.file!r}: {r.reason}"
                   for r in audit[audit.status == status].itertuples()]
@@ -213,7 +233,8 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return dict(audit, status="replaced" if known else "loaded")
+    held = known and known[2] is not None and known[-2] != "pruned"  # rows of an earlier version
+    return dict(audit, status="replaced" if held else "loaded")
 
 
 def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:

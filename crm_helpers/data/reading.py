@@ -14,8 +14,14 @@ from pathlib import Path
 import duckdb
 
 from crm_helpers.data.parsing import _parse_sql, _scope_sql
-from crm_helpers.data.sources import (DELIMITERS, RAW_DELIM, DeclarationError, SourceError, _lit,
-                                      _q)
+from crm_helpers.data.sources import (
+    DELIMITERS,
+    RAW_DELIM,
+    DeclarationError,
+    SourceError,
+    _lit,
+    _q,
+)
 
 # --- reading one file into temp tables: _raw/_lines, _rej (malformed lines), _rows (records) -----
 
