@@ -145,10 +145,11 @@ def summary(audit: pd.DataFrame) -> list[str]:
     """Lines that tell an analyst what a run did: one count line, then one line per rejected
     file, per file no longer in ``raw/`` and per declared source without any file."""
     n = audit.status.value_counts()
-    lines = [f"files: {n.get('loaded', 0)} loaded, {n.get('replaced', 0)} replaced, "
-             f"{n.get('skipped', 0)} skipped, {n.get('rejected', 0)} rejected; "
-             f"deleted from raw/: {n.get('deleted-kept', 0)} kept, {n.get('pruned', 0)} pruned; "
-             f"sources without files: {n.get('missing', 0)}"]
+    counts = (f"files: {n.get('loaded', 0)} loaded, {n.get('replaced', 0)} replaced, "
+              f"{n.get('skipped', 0)} skipped, {n.get('rejected', 0)} rejected; "
+              f"deleted from raw/: {n.get('deleted-kept', 0)} kept, {n.get('pruned', 0)} pruned; "
+              f"sources without files: {n.get('missing', 0)}")
+    lines = [counts]
     said = {"rejected": "rejected", "deleted-kept": "deleted, rows kept",
             "pruned": "deleted, rows withdrawn", "missing": "warning"}
     for status, what in said.items():
@@ -208,10 +209,10 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
     """Load one file unless already loaded as is; replace a known file's earlier rows."""
     with open(path, "rb") as fh:
         fingerprint = hashlib.file_digest(fh, "sha256").hexdigest()  # streamed
-    known = con.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM load_audit "
-                        "WHERE source = ? AND file = ?", [name, rel]).fetchone()
-    if known and known[2] == fingerprint and known[-3:-1] == (spec["hash"], "loaded"):
-        return dict(zip(AUDIT_COLUMNS, known), status="skipped")
+    known = next(iter(_audit(con, "source = ? AND file = ?", [name, rel])), None)
+    if known and (known["fingerprint"], known["spec_hash"], known["status"]) == (
+            fingerprint, spec["hash"], "loaded"):
+        return dict(known, status="skipped")
     if path.stat().st_size == 0:  # an export that failed, in any format
         raise SourceError(name, rel, None, "empty file (0 bytes)")
     header = _stage(con, name, spec, path, rel)  # temp tables only: nothing to undo on error
@@ -233,7 +234,7 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    held = known and known[2] is not None and known[-2] != "pruned"  # rows of an earlier version
+    held = known and known["fingerprint"] and known["status"] != "pruned"  # an earlier version's rows
     return dict(audit, status="replaced" if held else "loaded")
 
 
