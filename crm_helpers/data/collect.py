@@ -125,7 +125,8 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         except duckdb.Error:  # another connection is busy: it checkpoints later
             pass
         backend.disconnect()
-    return pd.DataFrame(rows + missing, columns=AUDIT_COLUMNS)
+    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled"]  # empty if missing
+    return pd.DataFrame(rows + missing, columns=AUDIT_COLUMNS).astype(dict.fromkeys(counts, "Int64"))
 
 
 def _files(spec: dict, raw: Path) -> list[Path]:
