@@ -7,7 +7,8 @@
 
 Paths default to the workbook's folders (:mod:`crm_helpers.config`). A mistake (a bad option
 value, a missing folder, a step run before the one it needs, a broken ``sources.yml``) ends in
-one ``error:`` line on stderr and exit code 2, never a traceback.
+one ``error:`` line on stderr and exit code 2, never a traceback. ``collect`` exits with 1 when
+it rejected a file (the others are loaded).
 """
 
 from __future__ import annotations
@@ -116,14 +117,28 @@ def sample(customers: str = typer.Option("default", help="Number of people, or '
 
 @app.command()
 def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt,
-            sources: Optional[Path] = typer.Option(None, help="Source declarations (default: <data>/sources.yml).")):
-    """Load every declared source file into the warehouse's staging tables."""
+            sources: Optional[Path] = typer.Option(None, help="Source declarations (default: <data>/sources.yml)."),
+            prune: bool = typer.Option(False, "--prune", help="Withdraw the rows of files no longer in raw/ "
+                                                              "(default: keep them and say so).")):
+    """Load every declared source file into the warehouse's staging tables.
+
+    Prints what was loaded, then a summary; a file that cannot be read is rejected (one line
+    naming source, file and reason, on stderr) and the others still load. Exit code 1 when a
+    file was rejected, 2 for a mistake in the command or in sources.yml.
+    """
     from crm_helpers.data import collect as collect_mod
 
     data_dir = existing_data_dir(data)
     audit = collect_mod.collect(data_dir, warehouse or config.warehouse_path(data_dir),
-                                sources_file=sources, progress=True)
-    typer.echo(audit.to_string(index=False) if len(audit) else "nothing new to load")
+                                sources_file=sources, progress=True, prune=prune)
+    changed = audit[audit.status.isin(["loaded", "replaced"])]
+    shown = ["source", "file", "status", "rows_read", "rows_loaded", "rows_quarantined"]
+    typer.echo(changed[shown].to_string(index=False) if len(changed) else "nothing new to load")
+    for line in collect_mod.summary(audit):
+        problem = line.startswith(("rejected", "warning"))
+        typer.secho(line, err=problem, fg="red" if line.startswith("rejected") else None)
+    if (audit.status == "rejected").any():
+        raise typer.Exit(1)
 
 
 @app.command()

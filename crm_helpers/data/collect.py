@@ -16,7 +16,10 @@ lands in the warehouse in one transaction per file:
   and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
   parser) = ``rows_loaded`` + ``rows_quarantined``; ``derived`` lists the staging columns the
-  source left unmapped and collect derived (``DERIVED``), with how.
+  source left unmapped and collect derived (``DERIVED``), with how. ``status`` is ``loaded``,
+  ``rejected`` (a file-level problem, in ``reason``), ``deleted-kept`` (no longer in ``raw/``,
+  rows kept) or ``pruned`` (no longer in ``raw/``, rows withdrawn by ``prune``). The counts are
+  always those of the rows the warehouse holds for the file (0 for a file never loaded).
 - ``source_declaration`` (source, role, priority, country, format, description, tables) and
   ``setting`` (key, value as JSON text): the declarations, replaced on every run, so integrate,
   notebooks and reports read them from the warehouse (:func:`crm_helpers.warehouse.settings`,
@@ -25,13 +28,17 @@ lands in the warehouse in one transaction per file:
 Decisions where the contract is silent: a record feeding several tables (a web order line also
 describes a customer) is loaded into all of them or quarantined whole, so the audit counts
 records. Dates outside ``YEARS``, or after the month in a file name like ``pos_2024-03.csv``, are
-implausible. A file is skipped when its name, content and source declaration are unchanged;
-otherwise its earlier rows are replaced. Rows of files no longer in ``raw/`` are kept. A CSV
-whose quoted values span lines is refused (its records could not be numbered by line).
+implausible. A file is skipped when its name, content and source declaration are unchanged and
+it loaded; otherwise its earlier rows are replaced. A file that cannot be read (empty, garbage,
+wrong delimiter or encoding, a CSV whose quoted values span lines or never close) is rejected
+and the run goes on; a file loaded before keeps the rows of its earlier version until a
+readable one replaces them. A declaration that cannot be applied (``DeclarationError``) stops
+the run. Rows of files no longer in ``raw/`` are kept unless ``prune`` is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,20 +55,41 @@ from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.data.integrity import resolve_key_conflicts
 from crm_helpers.data.reading import _stage
-from crm_helpers.data.sources import (AUDIT_COLUMNS, FILE_TABLES, KEYS, META, OTHER_TABLES,
-                                      STAGING, STAGING_TABLES, V, SourceError, _lit, _q,
-                                      is_required, load_declarations)
+from crm_helpers.data.sources import (
+    AUDIT_COLUMNS,
+    FILE_TABLES,
+    KEYS,
+    META,
+    OTHER_TABLES,
+    STAGING,
+    STAGING_TABLES,
+    DeclarationError,
+    SourceError,
+    V,
+    _lit,
+    _q,
+    is_required,
+    load_declarations,
+)
 
 # --- collect ------------------------------------------------------------------------------------
 
+GONE = "no longer in raw/"
+
+
 def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
-            progress: bool = True) -> pd.DataFrame:
+            progress: bool = True, prune: bool = False) -> pd.DataFrame:
     """Load every file of every declared source into the warehouse; return this run's audit rows.
 
     ``sources_file`` defaults to ``<data_dir>/sources.yml`` (else the packaged sample
-    declarations). ``status`` is ``loaded`` (new file), ``replaced`` (known name, new content or
-    declaration) or ``skipped``. Raises ``SourceError`` at the first file-level problem; the
-    files loaded before it stay loaded, that file changes nothing.
+    declarations). One row per file, its ``status`` saying what this run did: ``loaded`` (new
+    file), ``replaced`` (known name, new content or declaration), ``skipped`` (unchanged),
+    ``rejected`` (a file-level problem, in ``reason``: the file changed nothing and the next
+    file is loaded); then one row per file in ``load_audit`` but no longer in ``raw/``:
+    ``deleted-kept`` (its rows stay) or, with ``prune``, ``pruned`` (its rows withdrawn); then
+    one row per declared source without any file: ``missing`` (a warning, ``file`` is the
+    pattern). A bad declaration still raises ``SourceError`` (``DeclarationError`` when found
+    only on reading a file) and stops the run; the files loaded before it stay loaded.
     """
     data_dir = Path(data_dir)
     if sources_file is None:
@@ -72,8 +100,9 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             sources_file = config.SAMPLE_SOURCES_YML
     settings, sources = load_declarations(sources_file)
     raw = config.raw_dir(data_dir)
-    jobs = [(name, spec, path)
-            for name, spec in sources.items() for path in _files(name, spec, raw)]
+    found = {name: _files(spec, raw) for name, spec in sources.items()}
+    jobs = [(name, sources[name], path) for name, paths in found.items() for path in paths]
+    missing = [_missing(name, spec, raw) for name, spec in sources.items() if not found[name]]
     backend = wh.connect(warehouse)
     con = backend.con  # collect parses in set-based DuckDB SQL
     try:
@@ -84,7 +113,15 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         for name, spec, path in bar:
             rel = path.relative_to(raw).as_posix()
             bar.set_postfix_str(rel, refresh=False)
-            rows.append(_collect_file(con, name, spec, path, rel))
+            try:
+                rows.append(_collect_file(con, name, spec, path, rel))
+            except DeclarationError:
+                raise
+            except SourceError as err:  # the file changed nothing: record it, go on
+                rows.append(_reject(con, name, spec, rel, err))
+        present = {(row["source"], row["file"]) for row in rows}
+        rows += [_gone(con, row, prune, row["source"] in sources) for row in _audit(con)
+                 if (row["source"], row["file"]) not in present and row["status"] != "pruned"]
     finally:
         try:
             con.execute("RESET checkpoint_threshold")
@@ -92,16 +129,45 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         except duckdb.Error:  # another connection is busy: it checkpoints later
             pass
         backend.disconnect()
-    return pd.DataFrame(rows, columns=[*AUDIT_COLUMNS, "status"])
+    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled"]  # empty if missing
+    return pd.DataFrame(rows + missing, columns=AUDIT_COLUMNS).astype(dict.fromkeys(counts, "Int64"))
 
 
-def _files(name: str, spec: dict, raw: Path) -> list[Path]:
-    """The files matching a source's globs; none at all is a file-level error."""
-    found = sorted({p for pattern in spec["files"] for p in raw.glob(pattern) if p.is_file()})
-    if not found:
-        pattern = " or ".join(spec["files"])
-        raise SourceError(name, pattern, None, f"no file matches {pattern!r} under {raw}")
-    return found
+def _files(spec: dict, raw: Path) -> list[Path]:
+    """The files matching a source's globs, sorted by path (possibly none)."""
+    return sorted({p for pattern in spec["files"] for p in raw.glob(pattern) if p.is_file()})
+
+
+def _missing(name: str, spec: dict, raw: Path) -> dict:
+    """The audit row (status ``missing``: a warning, not a stop) of a declared source without
+    any file; ``file`` is its pattern."""
+    pattern = " or ".join(spec["files"])
+    return dict(source=name, file=pattern, status="missing",
+                reason=f"no file matches {pattern!r} under {raw}")
+
+
+def summary(audit: pd.DataFrame) -> list[str]:
+    """Lines that tell an analyst what a run did: one count line, then one line per rejected
+    file, per file no longer in ``raw/`` and per declared source without any file."""
+    n = audit.status.value_counts()
+    counts = (f"files: {n.get('loaded', 0)} loaded, {n.get('replaced', 0)} replaced, "
+              f"{n.get('skipped', 0)} skipped, {n.get('rejected', 0)} rejected; "
+              f"deleted from raw/: {n.get('deleted-kept', 0)} kept, {n.get('pruned', 0)} pruned; "
+              f"sources without files: {n.get('missing', 0)}")
+    lines = [counts]
+    said = {"rejected": "rejected", "deleted-kept": "deleted, rows kept",
+            "pruned": "deleted, rows withdrawn", "missing": "warning"}
+    for status, what in said.items():
+        lines += [f"{what}: source {r.source!r}, file {r.file!r}: {r.reason}"
+                  for r in audit[audit.status == status].itertuples()]
+    return lines
+
+
+def _audit(con, where: str = "true", params=()) -> list[dict]:
+    """Rows of ``load_audit`` as dicts of ``AUDIT_COLUMNS``."""
+    found = con.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM load_audit WHERE {where} "
+                        "ORDER BY source, file", list(params)).fetchall()
+    return [dict(zip(AUDIT_COLUMNS, row)) for row in found]
 
 
 def _prepare(con) -> None:
@@ -121,6 +187,9 @@ def _prepare(con) -> None:
     # Warehouses collected before a column existed: add it (empty for their earlier rows).
     con.execute("ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS derived VARCHAR")
     con.execute("ALTER TABLE stg_order_line ADD COLUMN IF NOT EXISTS product_name VARCHAR")
+    for column in ["status", "reason"]:
+        con.execute(f"ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+    con.execute("UPDATE load_audit SET status = 'loaded' WHERE status IS NULL")
 
 
 def _record_declarations(con, settings, sources: dict) -> None:
@@ -145,13 +214,16 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
     """Load one file unless already loaded as is; replace a known file's earlier rows."""
     with open(path, "rb") as fh:
         fingerprint = hashlib.file_digest(fh, "sha256").hexdigest()  # streamed
-    known = con.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM load_audit "
-                        "WHERE source = ? AND file = ?", [name, rel]).fetchone()
-    if known and known[2] == fingerprint and known[-1] == spec["hash"]:
-        return dict(zip(AUDIT_COLUMNS, known), status="skipped")
+    known = next(iter(_audit(con, "source = ? AND file = ?", [name, rel])), None)
+    if known and (known["fingerprint"], known["spec_hash"], known["status"]) == (
+            fingerprint, spec["hash"], "loaded"):
+        return dict(known, status="skipped")
+    if path.stat().st_size == 0:  # an export that failed, in any format
+        raise SourceError(name, rel, None, "empty file (0 bytes)")
     header = _stage(con, name, spec, path, rel)  # temp tables only: nothing to undo on error
     audit = dict(source=name, file=rel, fingerprint=fingerprint, spec_hash=spec["hash"],
-                 loaded_at=datetime.now(UTC).replace(tzinfo=None), derived=_derived(spec))
+                 loaded_at=datetime.now(UTC).replace(tzinfo=None), derived=_derived(spec),
+                 status="loaded", reason=None)
     con.execute("BEGIN TRANSACTION")
     try:
         if known:  # same name, new content or declaration: drop its earlier rows everywhere
@@ -168,7 +240,67 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return dict(audit, status="replaced" if known else "loaded")
+    held = known and known["fingerprint"] and known["status"] != "pruned"  # an earlier version's rows
+    return dict(audit, status="replaced" if held else "loaded")
+
+
+def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:
+    """Record a rejected file in ``load_audit``; return its audit row (status ``rejected``).
+
+    A file never loaded gets a row with no fingerprint and zero counts. A file loaded before
+    keeps its earlier rows, fingerprint and counts (they describe what the warehouse holds);
+    only its status and reason change. Either way it is read again on the next run.
+    """
+    known = next(iter(_audit(con, "source = ? AND file = ?", [name, rel])), None)
+    reason = err.reason()
+    if known and known["rows_read"]:
+        reason += "; the rows of its earlier version are kept"
+    row = known or dict(source=name, file=rel, fingerprint=None, rows_read=0, rows_loaded=0,
+                        rows_quarantined=0, loaded_at=datetime.now(UTC).replace(tzinfo=None),
+                        values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"])
+    row = dict(row, status="rejected", reason=reason)
+    with _transaction(con):
+        _replace_audit_row(con, row)
+    return row
+
+
+def _gone(con, row: dict, prune: bool, declared: bool) -> dict:
+    """A file in ``load_audit`` that this run did not find: keep its rows (``deleted-kept``)
+    or, with ``prune``, delete them from staging, quarantine and value_issue (``pruned``)."""
+    where = GONE if declared else "its source is no longer declared in sources.yml"
+    if not prune:
+        row = dict(row, status="deleted-kept",
+                   reason=f"{where}: its {row['rows_read']} rows are kept (--prune withdraws them)")
+    else:
+        withdrawn = f"{where}: its {row['rows_read']} rows were withdrawn"
+        row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0,
+                   status="pruned", reason=withdrawn)
+    with _transaction(con):
+        if prune:
+            for table in [*STAGING_TABLES, "quarantine", "value_issue"]:
+                con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?",
+                            [row["source"], row["file"]])
+        _replace_audit_row(con, row)
+    return row
+
+
+def _replace_audit_row(con, row: dict) -> None:
+    """Write one file's ``load_audit`` row in place of the one it had (inside a transaction)."""
+    con.execute("DELETE FROM load_audit WHERE source = ? AND file = ?", [row["source"], row["file"]])
+    con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})", [row[c] for c in AUDIT_COLUMNS])
+
+
+@contextlib.contextmanager
+def _transaction(con):
+    """Run the block in one transaction: committed if it ends normally, else rolled back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 # --- writing (inside the file's transaction) ----------------------------------------------------

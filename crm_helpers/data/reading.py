@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from crm_helpers.data.parsing import _parse_sql, _scope_sql
-from crm_helpers.data.sources import DELIMITERS, RAW_DELIM, SourceError, _lit, _q
+from crm_helpers.data.sources import DELIMITERS, RAW_DELIM, DeclarationError, SourceError, _lit, _q
 
 # --- reading one file into temp tables: _raw/_lines, _rej (malformed lines), _rows (records) -----
 
@@ -44,13 +44,13 @@ def _stage(con, name: str, spec: dict, path: Path, rel: str) -> list[str] | None
             try:
                 con.execute(f"SELECT ({f['expr']}) FROM _scope LIMIT 0")
             except duckdb.Error as err:
-                raise SourceError(name, rel, column, f"invalid expression {f['expr']!r}: "
-                                  f"{str(err).splitlines()[0]}") from None
+                raise DeclarationError(name, rel, column, f"invalid expression {f['expr']!r}: "
+                                       f"{str(err).splitlines()[0]}") from None
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS {_parse_sql(spec, rel)}")
     except duckdb.Error as err:  # e.g. a constant that is no valid value of its column
-        raise SourceError(name, rel, None, f"cannot apply the mapping: "
-                          f"{str(err).splitlines()[0]}") from None
+        raise DeclarationError(name, rel, None, f"cannot apply the mapping: "
+                               f"{str(err).splitlines()[0]}") from None
     return header
 
 

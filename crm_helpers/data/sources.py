@@ -102,7 +102,8 @@ OTHER_TABLES = {
                    "loaded_at TIMESTAMP",
     "load_audit": "source VARCHAR, file VARCHAR, fingerprint VARCHAR, rows_read BIGINT, "
                   "rows_loaded BIGINT, rows_quarantined BIGINT, loaded_at TIMESTAMP, "
-                  "values_nulled BIGINT, spec_hash VARCHAR, derived VARCHAR",
+                  "values_nulled BIGINT, spec_hash VARCHAR, derived VARCHAR, status VARCHAR, "
+                  "reason VARCHAR",
     # The declarations, replaced on every collect run, so later stages need no data folder.
     "source_declaration": "source VARCHAR, role VARCHAR, priority INTEGER, country VARCHAR, "
                           "format VARCHAR, description VARCHAR, tables VARCHAR",
@@ -110,7 +111,7 @@ OTHER_TABLES = {
 }
 FILE_TABLES = ["quarantine", "value_issue", "load_audit"]  # rows kept per (source, file)
 AUDIT_COLUMNS = ["source", "file", "fingerprint", "rows_read", "rows_loaded", "rows_quarantined",
-                 "loaded_at", "values_nulled", "derived", "spec_hash"]
+                 "loaded_at", "values_nulled", "derived", "spec_hash", "status", "reason"]
 YEARS = (1900, 2030)  # dates outside these years are typos, not data
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
              "iso-8859-1": "latin-1"}
@@ -138,6 +139,15 @@ class SourceError(Exception):
     def __str__(self):
         where = f", {self.kind} {self.column!r}" if self.column else ""
         return f"source {self.source!r}, file {self.file!r}{where}: {self.message}"
+
+    def reason(self) -> str:
+        """The message without source and file (they have columns of their own in the audit)."""
+        return f"{self.kind} {self.column!r}: {self.message}" if self.column else self.message
+
+
+class DeclarationError(SourceError):
+    """A source declaration that cannot be applied, found only once a file is read (an invalid
+    expression, a constant that is no valid value): it stops ``collect``, unlike a bad file."""
 
 
 def _q(name: str) -> str:
