@@ -217,6 +217,19 @@ def test_a_superseded_line_comes_back_when_its_correction_is_withdrawn(base):
     assert_balanced(base)
 
 
+def test_a_pruned_correction_brings_the_superseded_line_back(base):
+    write(base, POS, [POS_HEADER, till("R1", 1, 2, "19.99", "39.98")])
+    write(base, POS_FIX, [POS_HEADER, till("R1", 1, 1, "19.99", "19.99")])
+    run(base)
+    (base / "raw" / POS_FIX).unlink()
+    statuses = collect(base, base / "warehouse.duckdb", progress=False, prune=True)
+    assert statuses.set_index("file").loc[POS_FIX, "status"] == "pruned"
+    assert revenue(base) == Decimal("39.98")
+    assert quarantined(base) == []
+    assert audit(base) == [(POS, 1, 1, 0), (POS_FIX, 0, 0, 0)]
+    assert_balanced(base)
+
+
 def test_a_superseded_web_record_leaves_every_table_it_fed(base):
     write(base, POS, [POS_HEADER])
     write(base, WEB, [web("W1", 1), web("W1", 2, quantity=1)])

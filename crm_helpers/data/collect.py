@@ -120,7 +120,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             except SourceError as err:  # the file changed nothing: record it, go on
                 rows.append(_reject(con, name, spec, rel, err))
         present = {(row["source"], row["file"]) for row in rows}
-        rows += [_gone(con, row, prune, row["source"] in sources) for row in _audit(con)
+        rows += [_gone(con, row, prune, sources.get(row["source"])) for row in _audit(con)
                  if (row["source"], row["file"]) not in present and row["status"] != "pruned"]
     finally:
         try:
@@ -264,10 +264,11 @@ def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:
     return row
 
 
-def _gone(con, row: dict, prune: bool, declared: bool) -> dict:
+def _gone(con, row: dict, prune: bool, spec: dict | None) -> dict:
     """A file in ``load_audit`` that this run did not find: keep its rows (``deleted-kept``)
-    or, with ``prune``, delete them from staging, quarantine and value_issue (``pruned``)."""
-    where = GONE if declared else "its source is no longer declared in sources.yml"
+    or, with ``prune``, delete them from staging, quarantine and value_issue (``pruned``); the
+    versions its rows had superseded come back (``spec``: its source's declaration, if any)."""
+    where = GONE if spec else "its source is no longer declared in sources.yml"
     if not prune:
         row = dict(row, status="deleted-kept",
                    reason=f"{where}: its {row['rows_read']} rows are kept (--prune withdraws them)")
@@ -280,6 +281,9 @@ def _gone(con, row: dict, prune: bool, declared: bool) -> dict:
             for table in [*STAGING_TABLES, "quarantine", "value_issue"]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?",
                             [row["source"], row["file"]])
+            if spec:
+                resolve_key_conflicts(con, row["source"], spec, row["file"],
+                                      datetime.now(UTC).replace(tzinfo=None))
         _replace_audit_row(con, row)
     return row
 
