@@ -72,9 +72,10 @@ def balances(measure: str, staged: str, removed: str, facts: str) -> Contract:
     """
     return Contract(f"balances staging: {measure}", "fact_order_line", f"""
         SELECT staged, removed, facts, staged - removed - facts AS difference
-        FROM (SELECT coalesce({staged}, 0) AS staged FROM stg_order_line),
-             (SELECT coalesce(sum({removed}), 0) AS removed FROM {{integration_log}} WHERE step = 'order lines'),
-             (SELECT coalesce({facts}, 0) AS facts FROM {{fact_order_line}})
+        FROM (SELECT CAST(coalesce({staged}, 0) AS DECIMAL(18, 2)) AS staged FROM stg_order_line),
+             (SELECT CAST(coalesce(sum({removed}), 0) AS DECIMAL(18, 2)) AS removed
+              FROM {{integration_log}} WHERE step = 'order lines'),
+             (SELECT CAST(coalesce({facts}, 0) AS DECIMAL(18, 2)) AS facts FROM {{fact_order_line}})
         WHERE abs(staged - removed - facts) >= 0.005""")
 
 
