@@ -64,18 +64,18 @@ def relationships(table: str, column: str, to: str, field: str) -> Contract:
                     f"WHERE f.{column} IS NOT NULL")
 
 
-def balances(measure: str, staged: str, removed: str, facts: str) -> Contract:
+def balances(measure: str, staged: str, removed: str, facts: str, sql_type: str) -> Contract:
     """``fact_order_line`` equals the staged order lines minus what integrate logged as removed.
 
     ``staged``, ``removed`` (a column of ``integration_log``) and ``facts`` are SQL aggregates of
-    the same measure; the contract holds within half a cent.
+    the same measure, compared as ``sql_type``; the contract holds within half a cent.
     """
     return Contract(f"balances staging: {measure}", "fact_order_line", f"""
         SELECT staged, removed, facts, staged - removed - facts AS difference
-        FROM (SELECT CAST(coalesce({staged}, 0) AS DECIMAL(18, 2)) AS staged FROM stg_order_line),
-             (SELECT CAST(coalesce(sum({removed}), 0) AS DECIMAL(18, 2)) AS removed
+        FROM (SELECT CAST(coalesce({staged}, 0) AS {sql_type}) AS staged FROM stg_order_line),
+             (SELECT CAST(coalesce(sum({removed}), 0) AS {sql_type}) AS removed
               FROM {{integration_log}} WHERE step = 'order lines'),
-             (SELECT CAST(coalesce({facts}, 0) AS DECIMAL(18, 2)) AS facts FROM {{fact_order_line}})
+             (SELECT CAST(coalesce({facts}, 0) AS {sql_type}) AS facts FROM {{fact_order_line}})
         WHERE abs(staged - removed - facts) >= 0.005""")
 
 
@@ -109,8 +109,8 @@ CONTRACTS: list[Contract] = [
     not_null("fact_campaign_contact", "campaign_id"),
     not_null("fact_campaign_response", "campaign_id"),
     *[relationships(table, *rule) for table, rules in FACTS_TO_DIMENSIONS.items() for rule in rules],
-    balances("rows", "count(*)", "rows_removed", "count(*)"),
-    balances("revenue", "sum(line_amount)", "amount_removed", "sum(line_amount)"),
+    balances("rows", "count(*)", "rows_removed", "count(*)", "BIGINT"),
+    balances("revenue", "sum(line_amount)", "amount_removed", "sum(line_amount)", "DECIMAL(18, 2)"),
 ]
 
 
