@@ -195,9 +195,10 @@ def build_star(con, records: ir.Table, identity_map: ir.Table, lines: ir.Table, 
         "response_value").distinct()
     return {
         "dim_customer": golden.order_by("customer_id"),
-        "dim_product": products,
+        "dim_product": with_inferred_members(products, facts, "sku", product_name=_.sku.min()).order_by("sku"),
         "dim_date": date_dimension(span["first"], span["last"]),
-        "dim_channel": channel_dimension(stores, settings),
+        "dim_channel": with_inferred_members(channel_dimension(stores, settings), facts, "store_id",
+                                             channel=_.channel.min()).order_by("store_id"),
         "dim_campaign": first_per_key(con.table("stg_campaign"), "campaign_id").select(
             "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").order_by("campaign_id"),
         "fact_order_line": facts,
@@ -416,6 +417,21 @@ def order_line_facts(lines: ir.Table, identity_map: ir.Table, products: ir.Table
         line_amount="line_amount", cost_amount=(t.quantity * t.unit_cost).cast("decimal(14, 2)"),
         is_return=t.quantity < 0, source="source",
     ).order_by(["order_ts", "order_id", "line_no"])
+
+
+def with_inferred_members(dimension: ir.Table, facts: ir.Table, key: str, **known) -> ir.Table:
+    """``dimension`` plus one row for each ``key`` the facts use but no source describes.
+
+    Kimball's inferred members: an organisation without a product list or store list still gets
+    a row per product or store its sales name, so that every fact finds its dimension (the
+    contract ``relationships``). ``known`` computes columns from the facts (e.g. the product name
+    is the sku); the other columns are empty.
+    """
+    missing = facts.filter(facts[key].notnull()).anti_join(dimension.select(key), key)
+    rows = missing.group_by(key).aggregate(**known) if known else missing.select(key).distinct()
+    types = {c: t.copy(nullable=True) for c, t in dimension.schema().items()}
+    return dimension.cast(types).union(
+        rows.select(*[rows[c].cast(t) if c in rows.columns else ibis.null(t).name(c) for c, t in types.items()]))
 
 
 def date_dimension(first, last) -> ir.Table:
