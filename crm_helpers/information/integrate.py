@@ -298,7 +298,7 @@ def integrate(warehouse: Path | str | None = None, threshold: float | None = Non
         seed: seed of Splink's random sampling.
     Returns:
         A summary: record counts, junk and duplicates removed, customers, order lines, the
-        identity-resolution method.
+        identity-resolution method, the contracts that hold.
     Raises:
         contracts.ContractFailed: a new table breaks a contract; the previous tables are kept.
     """
@@ -473,7 +473,17 @@ def integration_summary(con) -> dict:
         "order_lines": int(facts.count().execute()),
         "anonymous_order_lines": int(facts.customer_id.isnull().sum().execute()),
         "identity_resolution": log.loc[log.step == "identity resolution", "reason"].iloc[0],
+        "contracts": contracts_held(con),
     }
+
+
+def contracts_held(con) -> str:
+    """How many of the warehouse's contracts held at the last integration (table ``contract_check``)."""
+    if "contract_check" not in con.list_tables():
+        return "not checked"
+    checked = con.table("contract_check")
+    held = checked.filter(checked.failures == 0).count().execute()
+    return f"{held} of {checked.count().execute()} hold"
 
 
 def source_overlap(con):
