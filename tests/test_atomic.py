@@ -44,7 +44,7 @@ def run_integrate(warehouse: Path, kill_at: str = "") -> int:
     """`crm integrate` in a subprocess that kills itself at step ``kill_at``; its return code."""
     env = {**os.environ, "CRM_KILL_AT": kill_at, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "crm_helpers.cli", "integrate", "--warehouse", str(warehouse)],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          check=False, env=env, capture_output=True, text=True, timeout=600)
     return done.returncode
 
 

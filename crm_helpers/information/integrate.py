@@ -144,7 +144,8 @@ def remove_junk(con, records: ir.Table, settings: Settings, log: list[dict]) -> 
     training = stores.filter(is_training_store(stores, settings)).store_id
     junk = records.filter(records.is_junk).select("source", customer_ref="source_record_id")
     lines = standardise.distinct_order_lines(con)
-    (n_staged, staged), (n_distinct, distinct) = lines_and_revenue(con.table("stg_order_line")), lines_and_revenue(lines)
+    n_staged, staged = lines_and_revenue(con.table("stg_order_line"))
+    n_distinct, distinct = lines_and_revenue(lines)
     log_step(log, "order lines", n_staged, n_distinct, "exact duplicate rows", staged - distinct)
     clean = lines.filter(~lines.store_id.fill_null("").isin(training)).anti_join(junk, ["source", "customer_ref"])
     n_clean, kept = lines_and_revenue(clean)
