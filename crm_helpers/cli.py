@@ -33,10 +33,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     ``typer.TyperException`` covers typer's own: an unknown command or option, a value of the wrong type.
     """
     from crm_helpers.data.sources import SourceError
+    from crm_helpers.information.contracts import ContractFailed
     from crm_helpers.warehouse import WarehouseMissing
 
     return (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
-            typer.TyperException)
+            ContractFailed, typer.TyperException)
 
 
 class Workbook(typer.Typer):

@@ -15,7 +15,11 @@
    ``dim_campaign``, ``fact_order_line``, ``fact_interaction``, ``fact_campaign_contact``,
    ``fact_campaign_response``.
 
-:func:`write_tables` then writes every table at once. Nothing here knows the sample's sources: the
+:func:`write_tables` then writes every table at once, atomically: each is built under a new name
+(``_next_<table>``), the warehouse's contracts (:mod:`.contracts`) are checked on the new tables, and
+all of them replace the previous ones in one transaction. A run that fails or is killed leaves the
+previous complete tables; ``integration_run`` records each run (``running``, ``complete`` or
+``failed``). Nothing here knows the sample's sources: the
 customer master is the source declared with ``role: customer_master``, survivorship follows each
 source's ``priority:``, and channels, training tills and junk lists are settings
 (``warehouse.source_roles`` and ``warehouse.settings``).
@@ -26,6 +30,8 @@ on another Ibis backend; only customer records (one row per source record) trave
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -37,7 +43,7 @@ from ibis import _
 from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.config import Settings
-from crm_helpers.information import identity, standardise
+from crm_helpers.information import contracts, identity, standardise
 from crm_helpers.information.standardise import first_per_key
 
 # Survivorship rules of the golden record, as an analyst would quote them.
@@ -84,10 +90,22 @@ def phone_countries(roles: pd.DataFrame) -> dict[str, str]:
     return {s: c for s, c in zip(roles.source, roles.country) if isinstance(c, str) and c}
 
 
-def log_step(log: list[dict], step: str, rows_in: int, rows_out: int, reason: str) -> None:
-    """Append one row to the integration log: what a step kept and why it removed the rest."""
+def log_step(log: list[dict], step: str, rows_in: int, rows_out: int, reason: str,
+             amount_removed: float | None = None) -> None:
+    """Append one row to the integration log: what a step kept and why it removed the rest.
+
+    Steps that remove order lines give the revenue they removed (``amount_removed``), so that the
+    facts balance staging (the contract ``balances staging: revenue``).
+    """
     log.append({"step": step, "rows_in": int(rows_in), "rows_removed": int(rows_in - rows_out),
-                "rows_out": int(rows_out), "reason": reason})
+                "rows_out": int(rows_out), "reason": reason,
+                "amount_removed": None if amount_removed is None else round(float(amount_removed), 2)})
+
+
+def lines_and_revenue(lines: ir.Table) -> tuple[int, float]:
+    """Number of order lines and their total ``line_amount`` (0 when there are none)."""
+    size = lines.aggregate(n=lines.count(), amount=lines.line_amount.sum()).to_pyarrow().to_pylist()[0]
+    return size["n"], float(size["amount"] or 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,11 +144,12 @@ def remove_junk(con, records: ir.Table, settings: Settings, log: list[dict]) -> 
     training = stores.filter(is_training_store(stores, settings)).store_id
     junk = records.filter(records.is_junk).select("source", customer_ref="source_record_id")
     lines = standardise.distinct_order_lines(con)
-    n_staged, n_distinct = con.table("stg_order_line").count().execute(), lines.count().execute()
-    log_step(log, "order lines", n_staged, n_distinct, "exact duplicate rows")
+    n_staged, staged = lines_and_revenue(con.table("stg_order_line"))
+    n_distinct, distinct = lines_and_revenue(lines)
+    log_step(log, "order lines", n_staged, n_distinct, "exact duplicate rows", staged - distinct)
     clean = lines.filter(~lines.store_id.fill_null("").isin(training)).anti_join(junk, ["source", "customer_ref"])
-    log_step(log, "order lines", n_distinct, clean.count().execute(),
-             "test orders: training till, test web accounts")
+    n_clean, kept = lines_and_revenue(clean)
+    log_step(log, "order lines", n_distinct, n_clean, "test orders: training till, test web accounts", distinct - kept)
     return records, clean
 
 
@@ -177,9 +196,10 @@ def build_star(con, records: ir.Table, identity_map: ir.Table, lines: ir.Table, 
         "response_value").distinct()
     return {
         "dim_customer": golden.order_by("customer_id"),
-        "dim_product": products,
+        "dim_product": with_inferred_members(products, facts, "sku", product_name=_.sku.min()).order_by("sku"),
         "dim_date": date_dimension(span["first"], span["last"]),
-        "dim_channel": channel_dimension(stores, settings),
+        "dim_channel": with_inferred_members(channel_dimension(stores, settings), facts, "store_id",
+                                             channel=_.channel.min()).order_by("store_id"),
         "dim_campaign": first_per_key(con.table("stg_campaign"), "campaign_id").select(
             "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").order_by("campaign_id"),
         "fact_order_line": facts,
@@ -190,10 +210,81 @@ def build_star(con, records: ir.Table, identity_map: ir.Table, lines: ir.Table, 
     }
 
 
-def write_tables(con, tables: dict[str, ir.Table]) -> None:
-    """The one writer: every table integrate builds, replacing the previous ones, in the given order."""
+NEW = "_next_"  # prefix of the tables being built, until they are swapped in
+
+
+def checkpoint(step: str) -> None:
+    """Test hook: ``CRM_KILL_AT=<step>`` kills the process here, as a power cut would (tests/test_atomic.py)."""
+    if os.environ.get("CRM_KILL_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_tables(con, tables: dict[str, ir.Table], run_id: int) -> pd.DataFrame:
+    """The one writer: build every table under a new name, check the contracts, swap all in at once.
+
+    Each table is written as ``_next_<name>``; :data:`.contracts.CONTRACTS` are checked on them;
+    then one transaction drops the previous tables, renames the new ones and marks run ``run_id``
+    complete, with the contract results (``contract_check``). A broken contract raises
+    :class:`.contracts.ContractFailed` and leaves the previous tables.
+
+    Returns:
+        The contract results (one row per contract).
+    """
     for name, expr in tables.items():
-        con.create_table(name, expr, overwrite=True)
+        con.create_table(NEW + name, expr, overwrite=True)
+    checkpoint("written")
+    results = contracts.check(con, prefix=NEW, built=tables)
+    con.create_table(NEW + "contract_check", ibis.memtable(results), overwrite=True)
+    try:
+        contracts.require(results)
+    except contracts.ContractFailed:
+        drop_new_tables(con)
+        raise
+    swap([*tables, "contract_check"], con, run_id)
+    return results
+
+
+def swap(names: list[str], con, run_id: int) -> None:
+    """Replace each table of ``names`` by its ``_next_`` version and mark the run complete, in one transaction."""
+    raw = con.con
+    raw.execute("BEGIN TRANSACTION")
+    try:
+        for name in names:
+            raw.execute(f'DROP TABLE IF EXISTS "{name}"')
+            raw.execute(f'ALTER TABLE "{NEW}{name}" RENAME TO "{name}"')
+        raw.execute("UPDATE integration_run SET finished_at = now()::TIMESTAMP, status = 'complete' "
+                    "WHERE run_id = ?", [run_id])
+        checkpoint("swap")
+        raw.execute("COMMIT")
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    checkpoint("committed")
+
+
+def drop_new_tables(con) -> None:
+    """Drop the ``_next_`` tables of a failed or killed run."""
+    for name in con.list_tables(like=f"^{NEW}"):
+        con.drop_table(name)
+
+
+def start_run(con) -> int:
+    """Record a new run in ``integration_run`` as ``running``; return its ``run_id``.
+
+    A run killed before its swap stays ``running``: the record says it did not finish.
+    """
+    raw = con.con
+    raw.execute("CREATE TABLE IF NOT EXISTS integration_run (run_id INTEGER, started_at TIMESTAMP, "
+                "finished_at TIMESTAMP, status VARCHAR)")
+    run_id = raw.execute("SELECT coalesce(max(run_id), 0) + 1 FROM integration_run").fetchone()[0]
+    raw.execute("INSERT INTO integration_run VALUES (?, now()::TIMESTAMP, NULL, 'running')", [run_id])
+    return run_id
+
+
+def end_run(con, run_id: int, status: str) -> None:
+    """Mark run ``run_id`` finished with ``status`` (a failed run; a complete one is marked by :func:`swap`)."""
+    con.con.execute("UPDATE integration_run SET finished_at = now()::TIMESTAMP, status = ? WHERE run_id = ?",
+                    [status, run_id])
 
 
 def integrate(warehouse: Path | str | None = None, threshold: float | None = None,
@@ -208,20 +299,28 @@ def integrate(warehouse: Path | str | None = None, threshold: float | None = Non
         seed: seed of Splink's random sampling.
     Returns:
         A summary: record counts, junk and duplicates removed, customers, order lines, the
-        identity-resolution method.
+        identity-resolution method, the contracts that hold.
+    Raises:
+        contracts.ContractFailed: a new table breaks a contract; the previous tables are kept.
     """
     started = time.perf_counter()
     con = wh.connect(warehouse)
     try:
-        run_steps(con, threshold, seed, progress)
+        drop_new_tables(con)
+        run_id = start_run(con)
+        try:
+            run_steps(con, threshold, seed, progress, run_id)
+        except BaseException:
+            end_run(con, run_id, "failed")
+            raise
         summary = integration_summary(con)
     finally:
         con.disconnect()
     return {**summary, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def run_steps(con, threshold: float | None, seed: int, progress: bool) -> None:
-    """The four steps and the writer on an open warehouse connection.
+def run_steps(con, threshold: float | None, seed: int, progress: bool, run_id: int) -> None:
+    """The four steps and the writer (run ``run_id`` of ``integration_run``) on an open warehouse connection.
 
     Results used several times are kept in temporary tables (:func:`crm_helpers.warehouse.temporary`),
     gone when the connection closes.
@@ -233,6 +332,7 @@ def run_steps(con, threshold: float | None, seed: int, progress: bool) -> None:
     log: list[dict] = []
     with tqdm(total=5, desc="integrate", disable=not progress) as steps:
         records = standardise_step(con, settings, roles)
+        checkpoint("standardised")
         steps.update()
         records, lines = remove_junk(con, records, settings, log)
         steps.update()
@@ -242,7 +342,7 @@ def run_steps(con, threshold: float | None, seed: int, progress: bool) -> None:
         star = build_star(con, records, identity_map, lines, settings, roles, master, log)
         steps.update()
         write_tables(con, {"customer_record": records, "identity_map": identity_map, **star,
-                           "integration_log": ibis.memtable(pd.DataFrame(log))})
+                           "integration_log": ibis.memtable(pd.DataFrame(log))}, run_id)
         steps.update()
 
 
@@ -320,6 +420,21 @@ def order_line_facts(lines: ir.Table, identity_map: ir.Table, products: ir.Table
     ).order_by(["order_ts", "order_id", "line_no"])
 
 
+def with_inferred_members(dimension: ir.Table, facts: ir.Table, key: str, **known) -> ir.Table:
+    """``dimension`` plus one row for each ``key`` the facts use but no source describes.
+
+    Kimball's inferred members: an organisation without a product list or store list still gets
+    a row per product or store its sales name, so that every fact finds its dimension (the
+    contract ``relationships``). ``known`` computes columns from the facts (e.g. the product name
+    is the sku); the other columns are empty.
+    """
+    missing = facts.filter(facts[key].notnull()).anti_join(dimension.select(key), key)
+    rows = missing.group_by(key).aggregate(**known) if known else missing.select(key).distinct()
+    types = {c: t.copy(nullable=True) for c, t in dimension.schema().items()}
+    return dimension.cast(types).union(
+        rows.select(*[rows[c].cast(t) if c in rows.columns else ibis.null(t).name(c) for c, t in types.items()]))
+
+
 def date_dimension(first, last) -> ir.Table:
     """``dim_date``: one row per calendar day from ``first`` to ``last`` (a small table)."""
     days = pd.date_range(first, last, freq="D")
@@ -359,7 +474,17 @@ def integration_summary(con) -> dict:
         "order_lines": int(facts.count().execute()),
         "anonymous_order_lines": int(facts.customer_id.isnull().sum().execute()),
         "identity_resolution": log.loc[log.step == "identity resolution", "reason"].iloc[0],
+        "contracts": contracts_held(con),
     }
+
+
+def contracts_held(con) -> str:
+    """How many of the warehouse's contracts held at the last integration (table ``contract_check``)."""
+    if "contract_check" not in con.list_tables():
+        return "not checked"
+    checked = con.table("contract_check")
+    held = checked.filter(checked.failures == 0).count().execute()
+    return f"{held} of {checked.count().execute()} hold"
 
 
 def source_overlap(con):
