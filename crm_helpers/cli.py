@@ -34,10 +34,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     """
     from crm_helpers.data.sources import SourceError
     from crm_helpers.information.contracts import ContractFailed
-    from crm_helpers.warehouse import WarehouseMissing
+    from crm_helpers.reports import NotebookFailed
+    from crm_helpers.warehouse import WarehouseBusy, WarehouseMissing
 
     return (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
-            ContractFailed, typer.TyperException)
+            WarehouseBusy, ContractFailed, NotebookFailed, typer.TyperException)
 
 
 class Workbook(typer.Typer):

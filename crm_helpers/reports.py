@@ -46,9 +46,18 @@ def export_html(notebook: Path) -> Path:
     return html
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook stopped with an error; its executed copy is kept as ``<name>.failed.ipynb``."""
+
+
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                  name: str | None = None) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
+
+    The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
+    when it succeeds. When it fails, no stale report stays under the usual name: the previous
+    good copies are renamed ``<name>.last-good.ipynb`` / ``.html``, the failed run is kept as
+    ``<name>.failed.ipynb`` (with papermill's error banner) and :class:`NotebookFailed` is raised.
 
     Args:
         notebook: the source notebook.
@@ -64,13 +73,25 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (name or Path(notebook).name)
+    running, failed = target.with_suffix(".running.ipynb"), target.with_suffix(".failed.ipynb")
     declared = declared_parameters(notebook)
     parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
-    pm.execute_notebook(str(notebook), str(target), parameters=parameters,
-                        kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
-    export_html(target)
+    try:
+        pm.execute_notebook(str(notebook), str(running), parameters=parameters,
+                            kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
+    except pm.PapermillExecutionError as err:
+        running.replace(failed)
+        for good in (target, target.with_suffix(".html")):
+            if good.exists():
+                good.replace(good.with_name(good.stem + ".last-good" + good.suffix))
+        raise NotebookFailed(f"{Path(notebook).name} failed at cell {err.exec_count}: {err.ename}: "
+                             f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
+                             f"(see {failed}; no current report is left under its name)") from None
+    export_html(running).replace(target.with_suffix(".html"))
+    running.replace(target)
+    for stale in (failed, *(target.with_name(target.stem + ".last-good" + ext) for ext in (".ipynb", ".html"))):
+        stale.unlink(missing_ok=True)
     return target
-
 
 
 #: The kernel and language metadata JupyterLab writes for a Python 3.12 kernel. A notebook that
