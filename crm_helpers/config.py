@@ -147,7 +147,8 @@ class Settings:
     what differs. ``channels`` names the order-line channel values that mean a store sale and a
     web sale; ``web_store_id`` is the store id web orders carry; ``training_stores`` are SQL LIKE
     patterns of store names whose receipts are staff training, not sales; ``junk_*`` list the
-    names, e-mail domains and e-mail local parts that mark test records.
+    names, e-mail domains and e-mail local parts that mark test records;
+    ``quarantine_retention_days`` is how long a quarantined row keeps its raw line.
     """
 
     organisation: str = "Sample Retail Ltd"
@@ -164,6 +165,7 @@ class Settings:
                                            "mailinator.com")
     junk_email_local_parts: tuple[str, ...] = ("test", "qa", "asdf", "noreply", "dummy")
     match_threshold: float = 0.9
+    quarantine_retention_days: int = 90
 
     @property
     def currency_symbol(self) -> str:
@@ -203,6 +205,9 @@ class Settings:
 
         if get_currency_name(self.currency, locale="en") == self.currency:
             raise ConfigError(f"{where}: unknown currency {self.currency!r} (an ISO 4217 code such as EUR)")
+        if not isinstance(self.quarantine_retention_days, int) or self.quarantine_retention_days < 0:
+            raise ConfigError(f"{where}: quarantine_retention_days must be a whole number of days, "
+                              f"not {self.quarantine_retention_days!r}")
         if self.timezone not in available_timezones():
             raise ConfigError(f"{where}: unknown time zone {self.timezone!r} (such as Europe/Paris)")
         import phonenumbers

@@ -269,3 +269,15 @@ def test_a_superseded_line_whose_values_were_erased_stays_quarantined(base):
     assert [q[3] for q in quarantined(base)] == ["superseded"]
     assert audit(base) == [(POS, 1, 0, 1), (POS_FIX, 1, 1, 0)]
     assert_balanced(base)
+
+
+def test_quarantine_keeps_raw_lines_only_for_the_retention_period(base):
+    write(base, POS, [POS_HEADER, till("R1", 1, 0, "19.99", "0.00"), till("R2", 1, 1, "5.00", "5.00")])
+    run(base)
+    assert sql(base, "SELECT count(raw_record) FROM quarantine")[0][0] == 1
+    with duckdb.connect(str(base / "warehouse.duckdb")) as con:  # quarantined 91 days ago
+        con.execute("UPDATE quarantine SET loaded_at = loaded_at - INTERVAL 91 DAY")
+    run(base)  # nothing new to load; the retention rule still applies
+    assert sql(base, "SELECT count(*), count(raw_record), min(reason) FROM quarantine") == [
+        (1, 0, "quantity: zero (a return is a negative quantity) (quantity=0)")]
+    assert_balanced(base)

@@ -122,6 +122,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         present = {(row["source"], row["file"]) for row in rows}
         rows += [_gone(con, row, prune, sources.get(row["source"])) for row in _audit(con)
                  if (row["source"], row["file"]) not in present and row["status"] != "pruned"]
+        expire_raw_records(con, settings.quarantine_retention_days)
     finally:
         try:
             con.execute("RESET checkpoint_threshold")
@@ -286,6 +287,19 @@ def _gone(con, row: dict, prune: bool, spec: dict | None) -> dict:
                                       datetime.now(UTC).replace(tzinfo=None))
         _replace_audit_row(con, row)
     return row
+
+
+def expire_raw_records(con, days: int) -> int:
+    """Blank ``quarantine.raw_record`` of rows quarantined more than ``days`` days ago; return how many.
+
+    The raw line is kept so an analyst can fix its source; past the retention period (the
+    ``quarantine_retention_days`` setting) it is personal data kept without a purpose. The
+    row, its key and its reason stay, so the load audit still balances. A superseded version
+    whose values are blanked can no longer come back (see :mod:`crm_helpers.data.integrity`).
+    """
+    return con.execute("UPDATE quarantine SET raw_record = NULL WHERE raw_record IS NOT NULL "
+                       "AND loaded_at < CAST(now() AS TIMESTAMP) - to_days(CAST(? AS INTEGER))",
+                       [days]).fetchone()[0]
 
 
 def _replace_audit_row(con, row: dict) -> None:
