@@ -1,8 +1,8 @@
 """Shared fixtures: the small sample world, collected and integrated once per test session.
 
-The numbered notebooks (run by nbval) read the same small world: ``CRM_DATA_DIR`` and
-``CRM_WAREHOUSE`` point at it while notebook cells run (their kernels inherit them), and are
-unset for every other test.
+The numbered notebooks (run by nbval) read the same small world: when notebooks are among the
+collected items, ``CRM_DATA_DIR`` and ``CRM_WAREHOUSE`` are pointed at it before any kernel
+starts; every Python test runs without them (an autouse fixture), so nothing writes into it.
 """
 
 from __future__ import annotations
@@ -36,25 +36,18 @@ def build_small_world() -> Path:
 
 def pytest_collection_modifyitems(session, config, items):
     if any(str(item.fspath).endswith(".ipynb") for item in items):
-        build_small_world()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    """Point the kernels nbval starts at the small world, and only them.
-
-    nbval passes no parameters, so a notebook's kernel finds the world through ``CRM_DATA_DIR``
-    and ``CRM_WAREHOUSE``. They are set before a notebook's cells (its kernel starts at the
-    first) and removed before every other test, which must not write into the small world.
-    """
-    if str(item.fspath).endswith(".ipynb"):
         base = build_small_world()
         os.environ["CRM_DATA_DIR"] = str(base)
         os.environ["CRM_WAREHOUSE"] = str(base / "warehouse.duckdb")
         os.environ.setdefault("MPLBACKEND", "Agg")
-    else:
-        os.environ.pop("CRM_DATA_DIR", None)
-        os.environ.pop("CRM_WAREHOUSE", None)
+
+
+@pytest.fixture(autouse=True)
+def _no_small_world_paths(monkeypatch):
+    """Python tests run without the notebooks' paths: a command they run must not write into
+    the small world (nbval's notebook items take no fixtures, so their kernels keep them)."""
+    monkeypatch.delenv("CRM_DATA_DIR", raising=False)
+    monkeypatch.delenv("CRM_WAREHOUSE", raising=False)
 
 
 def pytest_sessionfinish(session, exitstatus):
