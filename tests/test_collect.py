@@ -605,7 +605,6 @@ def test_settings_and_roles_of_an_older_warehouse_are_the_defaults(tmp_path):
         con.disconnect()
 
 
-
 # --- per-source conventions ---------------------------------------------------------------------
 
 def parse(column_type: str, text: str | None, **declared):

@@ -360,7 +360,6 @@ def describe_sources(sources: dict) -> pd.DataFrame:
         "tables": ", ".join(f"stg_{t}" for t in s["tables"])} for name, s in sources.items()])
 
 
-
 def is_required(table: str, column: str, field: dict) -> bool:
     """Whether a loaded row needs a value in this field: the staging schema says so, or a
     derived column is computed from it (``field["required"]``)."""
