@@ -4,6 +4,7 @@
     crm collect --data data                               # raw exports -> staging tables
     crm integrate                                         # staging -> single customer view
     crm notebooks --out reports/workbook                  # run the numbered notebooks
+    crm report --period 2025-11                           # the periodic report of one month
 
 Paths default to the workbook's folders (:mod:`crm_helpers.config`). A mistake (a bad option
 value, a missing folder, a step run before the one it needs, a broken ``sources.yml``) ends in
@@ -34,11 +35,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     """
     from crm_helpers.data.sources import SourceError
     from crm_helpers.information.contracts import ContractFailed
+    from crm_helpers.information.report import ReportRefused
     from crm_helpers.reports import NotebookFailed
     from crm_helpers.warehouse import WarehouseBusy, WarehouseMissing
 
     return (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
-            WarehouseBusy, ContractFailed, NotebookFailed, typer.TyperException)
+            WarehouseBusy, ContractFailed, NotebookFailed, ReportRefused, typer.TyperException)
 
 
 class Workbook(typer.Typer):
@@ -178,6 +180,64 @@ def notebooks(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Wareho
                   "warehouse": str(Path(warehouse or config.warehouse_path(data_dir)).resolve())}
     for book in books:
         typer.echo(f"wrote {reports.run_notebook(book, out or config.reports_dir() / 'workbook', parameters)}")
+
+
+@app.command()
+def report(period: Optional[str] = typer.Option(None, help="Reporting period: a month like 2025-11 or a quarter "
+                                                            "like 2025-Q4 (default: the latest with data)."),
+           start: Optional[str] = typer.Option(None, "--from", help="Backfill: first period (with --to)."),
+           end: Optional[str] = typer.Option(None, "--to", help="Backfill: last period (with --from)."),
+           granularity: str = typer.Option("month", help="month, quarter or year."),
+           segment: Optional[str] = typer.Option(None, help="Only customers in this RFM segment (as of the "
+                                                            "period's end), e.g. Champions."),
+           region: Optional[str] = typer.Option(None, help="Only sales in this store region."),
+           compare_with: Optional[str] = typer.Option(None, help="Compare with this period instead of the "
+                                                                 "previous one (the year-earlier one stays)."),
+           data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt,
+           out: Optional[Path] = typer.Option(None, help="Reports folder (default: reports/ in the workbook's folder)."),
+           notebook: Optional[Path] = typer.Option(None, help="Report notebook (default: "
+                                                              "notebooks/reports/periodic_report.ipynb)."),
+           workers: Optional[int] = typer.Option(None, help="Parallel worker processes for a backfill "
+                                                           "(default: the number of CPU cores).")):
+    """Write the periodic report: reports/<period>/report.ipynb (executed) and report.html, and reports/index.html.
+
+    Every period and filter is checked before a notebook kernel starts. A backfill (--from/--to)
+    runs the periods in parallel worker processes, a progress bar per period. A failed period
+    keeps its last good report (renamed .last-good), leaves report.failed.ipynb, is marked in
+    the index, and makes the command exit non-zero with one line per failure.
+    """
+    from crm_helpers import reports
+    from crm_helpers.information import report as numbers
+
+    wh_path = Path(warehouse or config.warehouse_path(existing_data_dir(data) if data is not None else None)).resolve()
+    if (start is None) != (end is None):
+        raise CommandError("--from and --to go together (a backfill from one period to another)")
+    if start is not None and period is not None:
+        raise CommandError("give either --period or --from/--to, not both")
+    if start is not None:
+        labels = numbers.period_range(start, end, granularity)
+    else:
+        labels = [period or numbers.latest_label(wh_path, granularity)]
+    checked = numbers.check_request(wh_path, labels, granularity, region, segment)
+    if compare_with is not None:
+        numbers.check_request(wh_path, [compare_with], granularity)
+    labels = [b.label for b in checked]
+    out_dir = Path(out or config.reports_dir())
+    parameters = {"granularity": granularity, "segment": segment, "region": region, "warehouse": str(wh_path),
+                  "compare_with": compare_with}
+    suffix = numbers.Slice(region, segment).suffix()
+    failures = reports.run_reports(labels, out_dir, parameters, notebook, suffix, workers)
+    typer.echo(f"index: {reports.build_index(out_dir)}")
+    for label, error in failures.items():
+        if error is None:
+            typer.echo(f"wrote {out_dir / (label + suffix) / 'report.html'}")
+    failed = {label: error for label, error in failures.items() if error}
+    for label, error in list(failed.items())[:-1]:
+        typer.secho(f"error: {label}: {error}", fg="red", err=True)
+    if failed:
+        label, error = list(failed.items())[-1]
+        raise reports.NotebookFailed(f"{label}: {error}" if len(failed) == 1 else
+                                     f"{label}: {error} ({len(failed)} of {len(labels)} periods failed)")
 
 
 if __name__ == "__main__":

@@ -323,3 +323,25 @@ def _value_format(unit: str, signed: bool = False):
     if unit == "customers" or unit == "orders":
         return lambda v: f"{v:{sign},.0f}"
     return lambda v: f"{v:{sign},.2f}"
+
+
+def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
+    """New and returning customers (stacked up) and lapsed customers (down) per period.
+
+    ``flows`` is :func:`crm_helpers.information.report.customer_flows` (index: period label).
+    """
+    ax = ax or plt.subplots(figsize=(10, 4.5))[1]
+    x = np.arange(len(flows))
+    ax.bar(x, flows["returning_customers"], color="C0", label="returning")
+    ax.bar(x, flows["new_customers"], bottom=flows["returning_customers"], color="C2", label="new")
+    ax.bar(x, -flows["lapsed_customers"], color="C3", label="lapsed (below zero)")
+    ax.axhline(0, color="0.3", lw=0.8)
+    labels = [f"{p} ◀" if p == highlight else p for p in flows.index]
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{abs(v):,.0f}"))
+    ax.set_ylabel("customers")
+    ax.set_xlabel("period")
+    ax.set_title("Customers gained and lost per period")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return ax

@@ -34,12 +34,21 @@ def declared_parameters(notebook: Path) -> set[str]:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
 
 
+#: nbconvert template folder: JupyterLab's look without the scripts it loads from the network
+#: (require.js, MathJax, mermaid, widgets), so an exported page reads offline.
+TEMPLATES = Path(__file__).parent / "templates"
+
+
 def export_html(notebook: Path) -> Path:
-    """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden."""
+    """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden.
+
+    The page is self-contained: styles inline, charts embedded, no script or style from the network.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            extra_template_basedirs=[str(TEMPLATES)], template_name="offline")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     html = Path(notebook).with_suffix(".html")
     html.write_text(body, encoding="utf-8")
@@ -51,7 +60,7 @@ class NotebookFailed(RuntimeError):
 
 
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
-                 name: str | None = None) -> Path:
+                 name: str | None = None, progress: bool | dict = True, finish=None) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
 
     The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
@@ -65,6 +74,9 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         parameters: overrides injected after the cell tagged ``parameters``; those the notebook
             does not declare there are left out.
         name: file name of the executed copy (default: the notebook's own).
+        progress: papermill's progress bar: True, False, or tqdm options (``desc``, ``position``).
+        finish: called with the executed notebook's path after a successful run, before the
+            HTML export (e.g. :func:`lift_headline`).
     Returns:
         The path of the executed notebook.
     """
@@ -78,7 +90,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
     try:
         pm.execute_notebook(str(notebook), str(running), parameters=parameters,
-                            kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=True)
+                            kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=progress)
     except pm.PapermillExecutionError as err:
         running.replace(failed)
         for good in (target, target.with_suffix(".html")):
@@ -87,6 +99,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         raise NotebookFailed(f"{Path(notebook).name} failed at cell {err.exec_count}: {err.ename}: "
                              f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
                              f"(see {failed}; no current report is left under its name)") from None
+    if finish is not None:
+        finish(running)
     export_html(running).replace(target.with_suffix(".html"))
     running.replace(target)
     for stale in (failed, *(target.with_name(target.stem + ".last-good" + ext) for ext in (".ipynb", ".html"))):
@@ -127,3 +141,170 @@ def normalise_notebook(path: Path) -> bool:
     if after != before:
         path.write_text(after, encoding="utf-8")
     return after != before
+
+
+# --- the periodic report ---------------------------------------------------------------------
+
+#: Where a report notebook leaves its headline figures for :func:`lift_headline` to record.
+HEADLINE_MIME = "application/vnd.crm.headline+json"
+#: Key of the headline figures in an executed report's notebook metadata.
+HEADLINE_KEY = "crm_report"
+
+
+def record_headline(figures: dict) -> None:
+    """In a report notebook: hand the headline figures (plain JSON values) to the executed copy.
+
+    A kernel cannot write the notebook papermill is saving, so the figures go out as one output
+    of their own type; :func:`lift_headline` moves them into the notebook's metadata after the run.
+    """
+    from IPython.display import display
+
+    display({HEADLINE_MIME: figures}, raw=True)
+
+
+def lift_headline(notebook: Path) -> dict | None:
+    """Move the figures of :func:`record_headline` into ``metadata["crm_report"]`` of ``notebook``.
+
+    The output that carried them is removed (the HTML page shows the figures in its own tables).
+    Returns the figures, or None when the notebook recorded none.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    figures = None
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if HEADLINE_MIME in output.get("data", {}):
+                figures = dict(output["data"][HEADLINE_MIME])
+            else:
+                kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
+    if figures is not None:
+        nb.metadata[HEADLINE_KEY] = figures
+        nbformat.write(nb, notebook)
+    return figures
+
+
+def headline_of(notebook: Path) -> dict | None:
+    """The headline figures recorded in an executed report (None if it has none)."""
+    import nbformat
+
+    return nbformat.read(notebook, as_version=4).metadata.get(HEADLINE_KEY)
+
+
+def report_notebook() -> Path:
+    """The periodic report's notebook: ``notebooks/reports/periodic_report.ipynb``."""
+    return config.notebooks_dir() / "reports" / "periodic_report.ipynb"
+
+
+def run_report(label: str, out_dir: Path, parameters: dict, notebook: Path | None = None,
+               folder: str | None = None, progress: bool | dict = True) -> Path:
+    """Run the report notebook for one period into ``<out_dir>/<folder or label>/report.ipynb`` (+ ``.html``).
+
+    ``parameters`` are the notebook's (``period`` is set to ``label``). The headline figures are
+    lifted into the metadata before the HTML is written. A failure raises :class:`NotebookFailed`
+    with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``).
+    """
+    return run_notebook(notebook or report_notebook(), Path(out_dir) / (folder or label),
+                        {**parameters, "period": label}, name="report.ipynb", progress=progress,
+                        finish=lift_headline)
+
+
+def _run_one(job: tuple) -> tuple[str, str | None]:
+    """Worker of :func:`run_reports`: one period; returns (label, error line or None)."""
+    label, out_dir, parameters, notebook, folder, position = job
+    try:
+        run_report(label, out_dir, parameters, notebook, folder, progress={"desc": label, "position": position})
+    except NotebookFailed as err:
+        return label, str(err)
+    return label, None
+
+
+def run_reports(labels: list[str], out_dir: Path, parameters: dict, notebook: Path | None = None,
+                suffix: str = "", workers: int | None = None) -> dict[str, str | None]:
+    """Run the report for each period, in parallel worker processes, one progress bar per period.
+
+    Returns each label's error line (None when it succeeded); a failed period does not stop the
+    others. ``suffix`` is appended to each period's folder (filtered reports). ``workers``
+    defaults to the number of CPU cores; 1 runs in this process, one period after the other.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(labels)))
+    jobs = [(label, Path(out_dir), parameters, notebook, label + suffix, i % workers)
+            for i, label in enumerate(labels)]
+    if workers == 1:
+        return dict(map(_run_one, jobs))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return dict(pool.map(_run_one, jobs))
+
+
+def _index_row(folder: Path) -> dict | None:
+    """One report folder in the index: its figures, status and links (None if it holds no report)."""
+    current, failed = folder / "report.ipynb", folder / "report.failed.ipynb"
+    last_good = folder / "report.last-good.ipynb"
+    source = current if current.exists() else last_good if last_good.exists() else None
+    if source is None and not failed.exists():
+        return None
+    html = current.with_suffix(".html") if current.exists() else last_good.with_suffix(".html")
+    return {"folder": folder.name, "figures": headline_of(source) if source else None,
+            "failed": failed.exists(), "html": html.relative_to(folder.parent) if html.exists() else None,
+            "failed_notebook": failed.relative_to(folder.parent) if failed.exists() else None}
+
+
+def _index_cell(kpi: str, value, figures: dict) -> str:
+    """A headline value as the index shows it: money in the report's currency, rates as %."""
+    if value is None:
+        return "–"
+    if kpi in ("revenue", "aov"):
+        return config.Settings(currency=figures.get("currency", "GBP"),
+                               locale=figures.get("locale", "en_GB")).money(value, 0 if kpi == "revenue" else 2)
+    if kpi.endswith("_rate") or kpi.endswith("_share"):
+        return f"{value:.1%}"
+    return f"{value:,.0f}"
+
+
+def build_index(out_dir: Path) -> Path:
+    """Write ``<out_dir>/index.html``: every report with its headline KPIs, read from the reports' metadata.
+
+    Nothing is recomputed: the figures are those each executed report recorded. A period whose
+    last run failed is marked, with links to the failed run and to the last good report.
+    """
+    from html import escape
+
+    out_dir = Path(out_dir)
+    rows = [row for folder in sorted(p for p in out_dir.iterdir() if p.is_dir())
+            if (row := _index_row(folder)) is not None]
+    kpis_shown = next((list(r["figures"]["kpis"]) for r in rows if r["figures"]), [])
+    org = next((r["figures"].get("organisation") for r in rows if r["figures"]), None) or "Periodic reports"
+    head = "".join(f"<th>{escape(k.replace('_', ' ').capitalize())}</th>" for k in kpis_shown)
+    body = []
+    for row in rows:
+        fig = row["figures"] or {}
+        values = "".join(f"<td class='num'>{_index_cell(k, fig.get('kpis', {}).get(k, {}).get('current'), fig)}</td>"
+                         for k in kpis_shown)
+        link = f"<a href='{escape(str(row['html']))}'>{escape(row['folder'])}</a>" if row["html"] else escape(row["folder"])
+        status = "ok"
+        if row["failed"]:
+            status = (f"<strong class='failed'>failed</strong> (<a href='{escape(str(row['failed_notebook']))}'>"
+                      f"failed run</a>{'; figures of the last good report' if fig else ''})")
+        body.append(f"<tr><td>{link}</td><td>{escape(fig.get('slice', ''))}</td>{values}<td>{status}</td></tr>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(org)}: periodic reports</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+th,td{{padding:.3em .8em;border-bottom:1px solid #ccc;text-align:left}} td.num{{text-align:right}}
+.failed{{color:#b00}}</style></head>
+<body><h1>{escape(org)}: periodic reports</h1>
+<p>{len(rows)} reports; headline KPIs of each period as its report recorded them.</p>
+<table><thead><tr><th>Period</th><th>Slice</th>{head}<th>Status</th></tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index

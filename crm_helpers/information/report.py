@@ -1,0 +1,432 @@
+"""The numbers of the periodic report: one period's KPIs against its comparisons, and what moved.
+
+Every figure comes from the modules that define it (``kpis`` for KPIs, ``olap`` for the cube,
+``rfm`` for segments, ``data.quality``'s bookkeeping tables for the loads): this module chooses
+the period, the slice and the comparisons, and puts the results side by side. A *slice* is the
+report's optional filters: ``region`` is the store region of the sale (the star schema's
+``store_region``; web sales are in the web store's region), ``segment`` the customer's RFM segment
+(:data:`crm_helpers.information.rfm.RFM_SEGMENT_GRID`) as of the period's last day. The knowledge
+stage has no segments of its own yet; when it has, ``segment`` will mean those.
+
+:func:`check_request` validates a request before any notebook kernel starts: a bad label
+(``2025-13``), a period outside the data, an unknown region or segment each raise
+:class:`ReportRefused` with one line saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from crm_helpers import periods
+from crm_helpers import warehouse as wh
+from crm_helpers.information import kpis, olap, rfm, star
+
+#: The KPIs at the top of the report, and in the index of reports.
+HEADLINE_KPIS = ["revenue", "active_customers", "new_customers", "orders", "aov", "retention_rate"]
+#: KPIs whose movement the commentary may quote (churn mirrors retention, returning mirrors new).
+MOVEMENT_KPIS = ["revenue", "active_customers", "new_customers", "lapsed_customers", "orders", "aov",
+                 "purchase_frequency", "retention_rate", "top20_revenue_share"]
+#: The date that places a staging record in a period, per staging table (the canonical schema's columns).
+RECORD_DATES = {"stg_customer": "signup_ts", "stg_order_line": "order_ts", "stg_interaction": "interaction_ts",
+                "stg_campaign": "start_date", "stg_campaign_contact": "contact_date",
+                "stg_campaign_response": "response_date"}
+#: How many periods the trend charts show.
+TREND_PERIODS = 12
+
+
+class ReportRefused(ValueError):
+    """A report request that cannot run: bad period, period outside the data, unknown filter value."""
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The report's filters: ``region`` (store region) and ``segment`` (RFM segment), each optional."""
+
+    region: str | None = None
+    segment: str | None = None
+
+    def describe(self) -> str:
+        """``all customers`` or, e.g., ``region London, segment Champions``."""
+        parts = [f"{name} {value}" for name, value in (("region", self.region), ("segment", self.segment)) if value]
+        return ", ".join(parts) or "all customers and regions"
+
+    def suffix(self) -> str:
+        """A file-name-safe suffix for a filtered report (``""`` without filters)."""
+        import re
+
+        parts = [f"{name}-{value}" for name, value in (("region", self.region), ("segment", self.segment)) if value]
+        return "".join("_" + re.sub(r"[^A-Za-z0-9]+", "-", p).strip("-") for p in parts)
+
+
+def data_range(con=None) -> tuple:
+    """The first and last order date in the warehouse."""
+    con = wh.as_connection(con)
+    f = con.table("fact_order_line")
+    row = f.aggregate(first=f.order_date.min().cast("date"), last=f.order_date.max().cast("date")).to_pandas()
+    return pd.Timestamp(row["first"].iloc[0]).date(), pd.Timestamp(row["last"].iloc[0]).date()
+
+
+def check_period(label: str, granularity: str, first, last) -> periods.PeriodBounds:
+    """The period quoted by ``label``, if it is a valid label and overlaps ``first``..``last``.
+
+    Raises :class:`ReportRefused` naming the problem: a bad granularity, a label that is not a
+    period (``2025-13``, ``2025-Q5``), or a period with no day in the data's range.
+    """
+    try:
+        bounds = periods.bounds(label, granularity)
+    except ValueError as err:
+        raise ReportRefused(f"--period {label!r}: {err}") from None
+    if bounds.end < first or bounds.start > last:
+        raise ReportRefused(f"--period {bounds.label}: outside the data, which runs from {first} to {last}")
+    return bounds
+
+
+def store_regions(con=None) -> list[str]:
+    """The store regions of the star schema (``dim_channel.region``), sorted."""
+    con = wh.as_connection(con)
+    regions = con.table("dim_channel").region
+    return sorted(regions.fill_null(star.UNKNOWN).name("region").as_table().distinct().to_pandas()["region"])
+
+
+def check_slice(con, region: str | None, segment: str | None) -> Slice:
+    """The report's filters, if each names a known store region / RFM segment; else :class:`ReportRefused`."""
+    if region is not None and region not in (known := store_regions(con)):
+        raise ReportRefused(f"--region {region!r}: no such store region (regions: {', '.join(known)})")
+    if segment is not None and segment not in rfm.RFM_SEGMENT_GRID:
+        raise ReportRefused(f"--segment {segment!r}: no such RFM segment "
+                            f"(segments: {', '.join(rfm.RFM_SEGMENT_GRID)})")
+    return Slice(region, segment)
+
+
+def check_request(warehouse, labels: list[str], granularity: str, region=None, segment=None) -> list[periods.PeriodBounds]:
+    """Validate a report request before any kernel starts: every period, and the filters.
+
+    Opens the warehouse read-only and closes it again. Returns the periods' bounds.
+    """
+    try:
+        periods.check_granularity(granularity)
+    except ValueError as err:
+        raise ReportRefused(f"--granularity: {err}") from None
+    con = wh.connect(warehouse, read_only=True)
+    try:
+        if wh.needs_integration(con):
+            raise wh.WarehouseMissing(f"{warehouse} has no star schema yet: run `crm integrate` first")
+        first, last = data_range(con)
+        found = [check_period(label, granularity, first, last) for label in labels]
+        check_slice(con, region, segment)
+    finally:
+        con.disconnect()
+    return found
+
+
+def latest_label(warehouse, granularity: str) -> str:
+    """The label of the last period with orders (the default report), read briefly, read-only."""
+    try:
+        periods.check_granularity(granularity)
+    except ValueError as err:
+        raise ReportRefused(f"--granularity: {err}") from None
+    con = wh.connect(warehouse, read_only=True)
+    try:
+        return periods.period_label(data_range(con)[1], granularity)
+    finally:
+        con.disconnect()
+
+
+def period_range(start: str, end: str, granularity: str) -> list[str]:
+    """Labels of every period from ``start`` to ``end`` (both included); :class:`ReportRefused` if reversed."""
+    try:
+        first, last = periods.parse_period(start, granularity), periods.parse_period(end, granularity)
+    except ValueError as err:
+        raise ReportRefused(f"--from/--to: {err}") from None
+    if last < first:
+        raise ReportRefused(f"--from {start} is after --to {end}")
+    labels, day = [], first
+    while day <= last:
+        labels.append(periods.period_label(day, granularity))
+        day = periods.shift_period(day, granularity, 1)
+    return labels
+
+
+# --- the numbers -------------------------------------------------------------------------------
+
+def segments_at(con, day) -> pd.DataFrame:
+    """Each customer's RFM segment as of ``day`` (``customer_id``, ``segment``): the segment filter."""
+    scored = rfm.rfm_scores(rfm.customer_summary(con, observation_period_end=day))
+    return scored.select("customer_id", "segment").to_pandas()
+
+
+def slice_filters(con, bounds: periods.PeriodBounds, where: Slice) -> dict:
+    """Keyword arguments of :func:`kpis.kpi_table` for a slice: ``where`` and ``customer_attributes``."""
+    args: dict = {}
+    if where.region is not None:
+        args["where"] = {"store_region": where.region}
+    if where.segment is not None:
+        args["customer_attributes"] = segments_at(con, bounds.end)
+        args["where"] = {**args.get("where", {}), "segment": where.segment}
+    return args
+
+
+def kpi_history(con, bounds: periods.PeriodBounds, where: Slice = Slice(), n: int = TREND_PERIODS) -> pd.DataFrame:
+    """:func:`kpis.kpi_table` for the ``n`` periods up to the reporting one, and the year before them.
+
+    Enough history for the trend charts and both comparisons. Raises :class:`ReportRefused` when
+    the reporting period has no purchase in the slice (a one-line reason, not an empty report).
+    """
+    first = periods.shift_period(bounds.start, bounds.granularity,
+                                 -max(n - 1, periods.periods_per_year(bounds.granularity)))
+    table = kpis.kpi_table(con, bounds.granularity, start=first, end=bounds.start,
+                           **slice_filters(con, bounds, where))
+    current = table[table["period"] == bounds.label]
+    if current.empty or current["active_customers"].iloc[0] == 0:
+        raise ReportRefused(f"{bounds.label} ({where.describe()}): no purchase by an identified customer "
+                            f"in this period, so there is nothing to report")
+    return table
+
+
+def headline(history: pd.DataFrame, bounds: periods.PeriodBounds) -> pd.DataFrame:
+    """Each KPI in the period, the previous period and the same period a year earlier.
+
+    One row per KPI of :data:`kpis.KPI_DEFINITIONS` (index ``kpi``); columns ``current``,
+    ``previous``, ``year_earlier`` and the changes ``change_previous``, ``change_year``
+    (differences) and ``pct_previous``, ``pct_year`` (relative to the comparison's size). A
+    comparison period without data is NaN.
+    """
+    by_period = history.set_index("period")[list(kpis.KPI_DEFINITIONS)]
+    pick = {"current": bounds.label, "previous": bounds.previous, "year_earlier": bounds.year_earlier}
+    out = pd.DataFrame({name: by_period.loc[label] if label in by_period.index else np.nan
+                        for name, label in pick.items()})
+    out.index.name = "kpi"
+    for which, short in (("previous", "previous"), ("year_earlier", "year")):
+        out[f"change_{short}"] = out["current"] - out[which]
+        out[f"pct_{short}"] = out[f"change_{short}"] / out[which].abs().replace(0, np.nan)
+    return out
+
+
+def headline_figures(table: pd.DataFrame, bounds: periods.PeriodBounds, where: Slice, settings) -> dict:
+    """The report's headline, as plain JSON values for the executed notebook's metadata.
+
+    ``period``, ``granularity``, ``previous``, ``year_earlier``, ``slice``, the ``settings``'
+    ``organisation``, ``currency`` and ``locale``, and ``kpis``: the :data:`HEADLINE_KPIS` in
+    the period and both comparisons (None where not measured).
+    """
+    def plain(value):
+        return None if pd.isna(value) else (int(value) if float(value).is_integer() and abs(value) > 1 else float(value))
+
+    return {"period": bounds.label, "granularity": bounds.granularity, "previous": bounds.previous,
+            "year_earlier": bounds.year_earlier, "slice": where.describe(),
+            "organisation": settings.organisation, "currency": settings.currency, "locale": settings.locale,
+            "kpis": {kpi: {col: plain(table.loc[kpi, col]) for col in ("current", "previous", "year_earlier")}
+                     for kpi in HEADLINE_KPIS}}
+
+
+def movements(table: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """The ``n`` largest movements of the period: KPI and comparison with the largest relative change.
+
+    Rates (retention, top-20% share) move by their relative change too, so a rise from 30% to 33%
+    counts as +10%. One row per KPI at most (its larger comparison). Columns kpi, comparison
+    (``previous`` / ``year_earlier``), current, before, pct.
+    """
+    rows = []
+    for kpi in MOVEMENT_KPIS:
+        for which, pct in (("previous", "pct_previous"), ("year_earlier", "pct_year")):
+            value = table.loc[kpi, pct]
+            if pd.notna(value) and value != 0:
+                rows.append({"kpi": kpi, "comparison": which, "current": table.loc[kpi, "current"],
+                             "before": table.loc[kpi, which], "pct": value})
+    moves = pd.DataFrame(rows, columns=["kpi", "comparison", "current", "before", "pct"])
+    moves = moves.assign(size=moves["pct"].abs()).sort_values(["size", "kpi"], ascending=[False, True])
+    return moves.drop_duplicates("kpi").head(n).drop(columns="size").reset_index(drop=True)
+
+
+def customer_flows(history: pd.DataFrame) -> pd.DataFrame:
+    """New, returning and lapsed customers per period (index: period label)."""
+    return history.set_index("period")[["new_customers", "returning_customers", "lapsed_customers"]]
+
+
+def top_customers(con, bounds: periods.PeriodBounds, where: Slice = Slice()) -> pd.DataFrame:
+    """Customers ranked by net revenue in the period (largest first), by pseudonymous key only.
+
+    Columns customer_id, revenue, customer_share, revenue_share (:func:`kpis.ranked_shares`):
+    the base of the concentration figures. No name or contact detail is read.
+    """
+    args = slice_filters(con, bounds, where)
+    lines = kpis.kpi_lines(con, bounds.granularity, None, args.get("customer_attributes"),
+                                   args.get("where"))
+    lines = lines.filter(bounds.contains(lines.order_date))
+    cust = lines.group_by("customer_id").aggregate(revenue=lines.line_amount.sum().cast("float64"))
+    return kpis.ranked_shares(cust.to_pandas(), "revenue")
+
+
+def cube_slice(con, bounds: periods.PeriodBounds, where: Slice = Slice(), measure: str = "revenue") -> pd.DataFrame:
+    """``measure`` in the period by store region x channel, with totals (:meth:`olap.Cube.pivot`).
+
+    All sales, anonymous ones included (the cube's view); the region filter dices the cube, the
+    segment filter keeps the segment's customers' sales only.
+    """
+    cube = olap.Cube.from_warehouse(con).measures(measure).for_period(bounds)
+    if where.region is not None:
+        cube = cube.dice(store_region=where.region)
+    if where.segment is not None:
+        seg = segments_at(con, bounds.end)
+        ids = seg.loc[seg["segment"] == where.segment, "customer_id"].tolist()
+        cube = cube.dice(customer_id=ids or [-1])
+    wide = cube.pivot("store_region", "channel", measure)
+    return wide[[c for c in wide.columns if c != olap.TOTAL] + [olap.TOTAL]].rename_axis(index="store region")
+
+
+def load_quality(con, bounds: periods.PeriodBounds) -> pd.DataFrame:
+    """Quarantine rate of the period's loads by source, against the source's usual rate.
+
+    A file belongs to the period when most of its loaded records are dated in it (the date of
+    :data:`RECORD_DATES`); files without dated records (catalogues, store lists) belong to none.
+    Columns (index ``source``): files, rows_read, rows_quarantined, quarantine_rate (the period's
+    files) and usual_rate (all the source's files). Sources without a file in the period are left out.
+    """
+    con = wh.as_connection(con)
+    present = set(con.list_tables())
+    parts = []
+    for table, column in RECORD_DATES.items():
+        if table in present:
+            t = con.table(table)
+            day = t[column].cast("date")
+            parts.append(t.select("source", "file", inside=bounds.contains(day).fill_null(False).cast("int64")))
+    if not parts:
+        return pd.DataFrame(columns=["files", "rows_read", "rows_quarantined", "quarantine_rate", "usual_rate"])
+    records = ibis.union(*parts, distinct=False)
+    dated = records.group_by(["source", "file"]).aggregate(share=records.inside.mean())
+    audit = con.table("load_audit")
+    audit = audit.filter(audit.rows_read.notnull())
+    usual = audit.group_by("source").aggregate(usual_rate=(audit.rows_quarantined.sum() / audit.rows_read.sum()))
+    mine = audit.join(dated.filter(dated.share > 0.5), ["source", "file"])
+    period = mine.group_by("source").aggregate(files=mine.file.nunique(), rows_read=mine.rows_read.sum(),
+                                               rows_quarantined=mine.rows_quarantined.sum())
+    out = period.join(usual, "source").order_by("source").to_pandas().set_index("source")
+    out.insert(3, "quarantine_rate", out["rows_quarantined"] / out["rows_read"].where(out["rows_read"] > 0))
+    return out.astype({"files": "int64", "rows_read": "int64", "rows_quarantined": "int64"})
+
+
+# --- one call for the notebook --------------------------------------------------------------
+
+def reporting_period(warehouse, period: str | None, granularity: str, compare_with: str | None = None) -> periods.PeriodBounds:
+    """The report's period (default: the latest with data), checked; ``compare_with`` replaces the previous period."""
+    from dataclasses import replace
+
+    bounds = check_request(warehouse, [period or latest_label(warehouse, granularity)], granularity)[0]
+    if compare_with is not None:
+        other = check_request(warehouse, [compare_with], granularity)[0]
+        bounds = replace(bounds, previous=other.label)
+    return bounds
+
+
+@dataclass
+class PeriodReport:
+    """Every table of one period's report (see the functions that make each)."""
+
+    bounds: periods.PeriodBounds
+    where: Slice
+    history: pd.DataFrame   # kpi_history
+    table: pd.DataFrame     # headline
+    moves: pd.DataFrame     # movements
+    ranked: pd.DataFrame    # top_customers
+    cube: pd.DataFrame      # cube_slice
+    quality: pd.DataFrame   # load_quality
+
+
+def compute(warehouse, bounds: periods.PeriodBounds, where: Slice = Slice()) -> PeriodReport:
+    """All of one period's numbers, read in one short read-only visit to the warehouse.
+
+    The report does not hold the warehouse while it draws, so ``crm collect`` is not kept waiting.
+    """
+    con = wh.connect(warehouse, read_only=True)
+    try:
+        history = kpi_history(con, bounds, where)
+        table = headline(history, bounds)
+        return PeriodReport(bounds, where, history, table, movements(table), top_customers(con, bounds, where),
+                            cube_slice(con, bounds, where), load_quality(con, bounds))
+    finally:
+        con.disconnect()
+
+
+# --- words ------------------------------------------------------------------------------------
+
+#: Each KPI's display unit (``crm_helpers.display``'s names): count, money, rate or number.
+DISPLAY_UNITS = {kpi: "money" if unit.startswith(star.MONEY) else "rate" if unit == "%" else
+                 "count" if unit in ("customers", "orders") else "number" for kpi, unit in kpis.KPI_UNITS.items()}
+#: How a KPI is named in a sentence.
+KPI_NAMES = {"aov": "average order value", "top20_revenue_share": "revenue share of the top 20% of customers"}
+
+
+def kpi_name(kpi: str) -> str:
+    """A KPI's name in words: ``retention_rate`` -> ``retention rate``."""
+    return KPI_NAMES.get(kpi, kpi.replace("_", " "))
+
+
+def fmt(value, kpi: str, settings) -> str:
+    """A KPI value for a sentence, in its unit: money in the settings' currency, rates as %, counts whole."""
+    unit = DISPLAY_UNITS.get(kpi, "number")
+    if pd.isna(value):
+        return "–"
+    if unit == "money":
+        return settings.money(value, 0 if abs(value) >= 1000 else 2)
+    if unit == "rate":
+        return f"{value:.1%}"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def comparison_name(bounds: periods.PeriodBounds, which: str) -> str:
+    """``2025-10 (previous period)`` or ``2024-11 (a year earlier)``."""
+    return f"{bounds.previous} (previous period)" if which == "previous" else f"{bounds.year_earlier} (a year earlier)"
+
+
+def change_words(current, before, kpi: str, settings) -> str:
+    """``up 12.3% from £1,200 to £1,348``, ``unchanged at 72``, or ``not measured``."""
+    if pd.isna(current) or pd.isna(before):
+        return "not measured"
+    if current == before:
+        return f"unchanged at {fmt(current, kpi, settings)}"
+    verb = "up" if current > before else "down"
+    pct = f" {abs(current - before) / abs(before):.1%}" if before else ""
+    return f"{verb}{pct} from {fmt(before, kpi, settings)} to {fmt(current, kpi, settings)}"
+
+
+def headline_view(table: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> pd.DataFrame:
+    """The headline KPIs for reading: value in the period and its change against each comparison, in words."""
+    rows = {kpi_name(k).capitalize(): {
+        bounds.label: fmt(table.loc[k, "current"], k, settings),
+        f"against {comparison_name(bounds, 'previous')}": change_words(table.loc[k, "current"], table.loc[k, "previous"], k, settings),
+        f"against {comparison_name(bounds, 'year_earlier')}": change_words(table.loc[k, "current"], table.loc[k, "year_earlier"], k, settings),
+    } for k in HEADLINE_KPIS + ["lapsed_customers", "top20_revenue_share"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("KPI")
+
+
+def commentary(moves: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> list[str]:
+    """The largest movements (:func:`movements`) as sentences, each with its numbers."""
+    return [f"{kpi_name(m.kpi).capitalize()} {'rose' if m.pct > 0 else 'fell'} {abs(m.pct):.1%} against "
+            f"{comparison_name(bounds, m.comparison)}, from {fmt(m.before, m.kpi, settings)} to "
+            f"{fmt(m.current, m.kpi, settings)}." for m in moves.itertuples()]
+
+
+def concentration_words(ranked: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> str:
+    """One sentence on the period's revenue concentration (the KPI's top-20% rule)."""
+    top = kpis.top_count(len(ranked))
+    return (f"In {bounds.label}, {len(ranked):,} customers bought; the top {top:,} of them "
+            f"({kpis.TOP_SHARE:.0%}) made {kpis.top_share(ranked):.1%} of the revenue "
+            f"({settings.money(ranked['revenue'].sum(), 0)}).")
+
+
+def quality_words(quality: pd.DataFrame) -> str:
+    """One sentence on the period's loads: which sources quarantined more than usual, if any."""
+    if quality.empty:
+        return "No file of this period was loaded, so there is no load to check."
+    worse = quality[quality["quarantine_rate"] > quality["usual_rate"]]
+    if worse.empty:
+        return (f"{int(quality['files'].sum()):,} files of this period from {len(quality)} sources; no source "
+                "quarantined more than its usual rate.")
+    listed = "; ".join(f"{s}: {r.quarantine_rate:.2%} against {r.usual_rate:.2%} usually" for s, r in worse.iterrows())
+    return f"Sources quarantining more of this period's rows than usual: {listed}."
