@@ -113,21 +113,26 @@ def kpi_trend(
     lag: int = 12,
     ax=None,
     highlight: str | None = None,
+    last: int | None = None,
 ):
     """A KPI per period (solid) with the previous comparable period (dashed, ``lag`` periods earlier).
 
     ``kpis`` is :func:`crm_helpers.kpis.kpi_table` without slices; ``lag`` = 12 for months
     (same month last year), 4 for quarters, 1 for years or for "previous period".
-    ``highlight``: a period label to mark (the dashboard's current period).
+    ``highlight``: a period label to mark (the dashboard's current period). ``last``: show only
+    the last periods (the earlier ones still feed the dashed line).
     """
     from crm_helpers.information.kpis import KPI_UNITS
 
     unit = unit or KPI_UNITS.get(kpi, "")
     ax = ax or plt.subplots()[1]
     s = kpis.set_index("period")[kpi]
+    before = s.shift(lag)
+    if last is not None:
+        s, before = s.tail(last), before.tail(last)
     x = np.arange(len(s))
     ax.plot(x, s.to_numpy(), color=CURRENT_COLOR, marker="o", ms=3, label=_pretty(kpi).lower())
-    ax.plot(x, s.shift(lag).to_numpy(), color=PREVIOUS_COLOR, ls="--", label=_lag_label(lag))
+    ax.plot(x, before.to_numpy(), color=PREVIOUS_COLOR, ls="--", label=_lag_label(lag))
     if highlight is not None and highlight in s.index:
         i = list(s.index).index(highlight)
         ax.scatter([i], [s.iloc[i]], s=80, color="C3", zorder=3, label=highlight)
@@ -141,12 +146,13 @@ def kpi_trend(
     return ax
 
 
-def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None):
-    """Small multiples of :func:`kpi_trend`, one panel per KPI."""
+def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None,
+               last: int | None = None):
+    """Small multiples of :func:`kpi_trend`, one panel per KPI (``last``: show only the last periods)."""
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
-        kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight)
+        kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight, last=last)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     fig.suptitle(f"KPI trends (dashed: {_lag_label(lag)})", x=0.01, ha="left", fontweight="bold")

@@ -111,6 +111,11 @@ def check_request(warehouse, labels: list[str], granularity: str, region=None, s
         periods.check_granularity(granularity)
     except ValueError as err:
         raise ReportRefused(f"--granularity: {err}") from None
+    for label in labels:  # a label that is no period is refused before the warehouse is opened
+        try:
+            periods.bounds(label, granularity)
+        except ValueError as err:
+            raise ReportRefused(f"--period {label!r}: {err}") from None
     con = wh.connect(warehouse, read_only=True)
     try:
         if wh.needs_integration(con):
@@ -173,11 +178,12 @@ def slice_filters(con, bounds: periods.PeriodBounds, where: Slice) -> dict:
 def kpi_history(con, bounds: periods.PeriodBounds, where: Slice = Slice(), n: int = TREND_PERIODS) -> pd.DataFrame:
     """:func:`kpis.kpi_table` for the ``n`` periods up to the reporting one, and the year before them.
 
-    Enough history for the trend charts and both comparisons. Raises :class:`ReportRefused` when
+    Enough history for the trend charts (each of the ``n`` periods with its year-earlier value)
+    and both comparisons (and an earlier ``compare_with`` period). Raises :class:`ReportRefused` when
     the reporting period has no purchase in the slice (a one-line reason, not an empty report).
     """
-    first = periods.shift_period(bounds.start, bounds.granularity,
-                                 -max(n - 1, periods.periods_per_year(bounds.granularity)))
+    first = min(periods.shift_period(bounds.start, bounds.granularity, -(n - 1 + periods.periods_per_year(bounds.granularity))),
+                periods.parse_period(bounds.previous, bounds.granularity))
     table = kpis.kpi_table(con, bounds.granularity, start=first, end=bounds.start,
                            **slice_filters(con, bounds, where))
     current = table[table["period"] == bounds.label]
