@@ -149,7 +149,7 @@ def test_the_index_lists_every_period_with_figures_from_the_reports(runs):
         assert f"href='{label}/report.html'" in index
         revenue = figures(runs / label)["kpis"]["revenue"]["current"]
         assert f"£{revenue:,.0f}" in index
-    assert "failed" not in index
+    assert "class='failed'" not in index
     assert not [p for p in page(runs / "index.html").loads if p.startswith(("http:", "https:", "//"))]
 
 
@@ -208,8 +208,8 @@ def test_a_failed_run_keeps_the_earlier_report_and_exits_non_zero(runs, small_wa
     assert not list(folder.glob("*.running.*"))
     index = (out / "index.html").read_text(encoding="utf-8")
     row = next(line for line in index.splitlines() if "2025-11/" in line)
-    assert "failed" in row and "report.last-good.html" in row
-    assert "failed" not in next(line for line in index.splitlines() if "2025-10/" in line)
+    assert "class='failed'" in row and "report.last-good.html" in row
+    assert "class='failed'" not in next(line for line in index.splitlines() if "2025-10/" in line)
 
 
 def test_a_period_without_purchases_fails_with_one_reason(small_warehouse):
