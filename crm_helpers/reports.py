@@ -279,9 +279,10 @@ def build_index(out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     rows = [row for folder in sorted(p for p in out_dir.iterdir() if p.is_dir())
             if (row := _index_row(folder)) is not None]
-    kpis_shown = next((list(r["figures"]["kpis"]) for r in rows if r["figures"]), [])
+    columns = next((r["figures"]["columns"] for r in rows if r["figures"]), [])
+    kpis_shown = [kpi for kpi, _ in columns]
     org = next((r["figures"].get("organisation") for r in rows if r["figures"]), None) or "Periodic reports"
-    head = "".join(f"<th>{escape(k.replace('_', ' ').capitalize())}</th>" for k in kpis_shown)
+    head = "".join(f"<th>{escape(name)}</th>" for _, name in columns)
     body = []
     for row in rows:
         fig = row["figures"] or {}
@@ -297,9 +298,10 @@ def build_index(out_dir: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>{escape(org)}: periodic reports</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 th,td{{padding:.3em .8em;border-bottom:1px solid #ccc;text-align:left}} td.num{{text-align:right}}
+td:first-child{{white-space:nowrap}}
 .failed{{color:#b00}}</style></head>
 <body><h1>{escape(org)}: periodic reports</h1>
-<p>{len(rows)} reports; headline KPIs of each period as its report recorded them.</p>
+<p>{len(rows)} report{'' if len(rows) == 1 else 's'}; the headline KPIs of each period as its report recorded them.</p>
 <table><thead><tr><th>Period</th><th>Slice</th>{head}<th>Status</th></tr></thead>
 <tbody>
 {chr(10).join(body)}

@@ -216,8 +216,8 @@ def headline_figures(table: pd.DataFrame, bounds: periods.PeriodBounds, where: S
     """The report's headline, as plain JSON values for the executed notebook's metadata.
 
     ``period``, ``granularity``, ``previous``, ``year_earlier``, ``slice``, the ``settings``'
-    ``organisation``, ``currency`` and ``locale``, and ``kpis``: the :data:`HEADLINE_KPIS` in
-    the period and both comparisons (None where not measured).
+    ``organisation``, ``currency`` and ``locale``, ``columns`` (the :data:`HEADLINE_KPIS` in order,
+    with their names) and ``kpis``: each in the period and both comparisons (None where not measured).
     """
     def plain(value):
         return None if pd.isna(value) else (int(value) if float(value).is_integer() and abs(value) > 1 else float(value))
@@ -225,6 +225,7 @@ def headline_figures(table: pd.DataFrame, bounds: periods.PeriodBounds, where: S
     return {"period": bounds.label, "granularity": bounds.granularity, "previous": bounds.previous,
             "year_earlier": bounds.year_earlier, "slice": where.describe(),
             "organisation": settings.organisation, "currency": settings.currency, "locale": settings.locale,
+            "columns": [[kpi, kpi_name(kpi).capitalize()] for kpi in HEADLINE_KPIS],
             "kpis": {kpi: {col: plain(table.loc[kpi, col]) for col in ("current", "previous", "year_earlier")}
                      for kpi in HEADLINE_KPIS}}
 
