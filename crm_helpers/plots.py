@@ -11,6 +11,7 @@ symbol, so no label assumes one currency.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -85,15 +86,135 @@ def _inline_figures() -> None:
 
 
 def _unit_axis(ax, unit: str, axis: str = "y") -> None:
-    """Format an axis for a unit: % for rates, thousands separators and currency otherwise."""
+    """Format an axis for a unit: % for rates, the currency for money, whole numbers for counts.
+
+    ``unit`` is a display unit (:data:`crm_helpers.display.UNITS`) or a package unit (``%``,
+    ``¤ per order``, ``customers``); see :func:`crm_helpers.display.unit_of`.
+    """
+    from crm_helpers import display
+
     target = ax.yaxis if axis == "y" else ax.xaxis
-    if unit == "%":
-        target.set_major_formatter(mticker.PercentFormatter(1.0))
-    elif unit.startswith(MONEY):
-        money = current_settings().money
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: money(v, 0)))
+    kind = display.unit_of(unit)
+    if kind == display.RATE:
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.RATE, 0)))
+    elif kind == display.MONEY:
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.MONEY, 0)))
+    elif kind in (display.COUNT, display.DAYS):
+        target.set_major_locator(mticker.MaxNLocator(integer=True))
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.COUNT)))
     else:
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2g}"))
+        target.set_major_formatter(mticker.FuncFormatter(
+            lambda v, _: display.fmt(v, display.NUMBER, 0 if abs(v) >= 100 else 2)))
+
+
+#: Numbers inside a chart (heatmap cells, bar labels): readable at 100% zoom.
+ANNOTATION_SIZE = 10
+
+
+def axis_label(name: str, unit: str | None = None) -> str:
+    """An axis label with its unit: ``revenue (£)``, ``retention rate (%)``, ``recency (days)``."""
+    from crm_helpers import display
+
+    kind = display.unit_of(unit) if unit else None
+    shown = {display.MONEY: unit_label(unit) if unit and unit != display.MONEY else current_settings().currency_symbol,
+             display.RATE: "%", display.DAYS: "days"}.get(kind)
+    if kind == display.COUNT and unit not in display.UNITS and unit not in name:
+        shown = unit
+    return f"{name} ({shown})" if shown else name
+
+
+def finish(ax, title: str, x: str | None = None, y: str | None = None, xunit: str | None = None,
+           yunit: str | None = None, legend: str | None = "outside", rotate: float | None = None,
+           truncated: bool | str | None = None):
+    """Bring a chart to the workbook's standard; returns ``ax``.
+
+    Sets the ``title`` (wrapped when long) and the axis labels ``x``/``y`` with their units
+    (``xunit``/``yunit``: display units such as ``count``, ``money``, ``rate``, or package units
+    such as ``%``), formats the ticks (currency, percent, whole numbers for counts), places the
+    legend ``"outside"`` the axes (right), ``"below"`` them, ``"inside"`` (matplotlib's best) or
+    removes it (``None``), wraps long category labels or rotates them by ``rotate`` degrees, and
+    writes a note above the plot when a value axis does not start at zero: ``truncated=None``
+    detects it, ``False`` never notes, ``True`` or a text forces the note.
+    """
+    ax.set_title("\n".join(textwrap.wrap(title, 70)) if title else "")
+    for axis, name, unit in (("x", x, xunit), ("y", y, yunit)):
+        if name is not None:
+            (ax.set_xlabel if axis == "x" else ax.set_ylabel)(axis_label(name, unit))
+        if unit:
+            _unit_axis(ax, unit, axis)
+    _tidy_category_labels(ax, rotate)
+    _place_legend(ax, legend)
+    note = _truncation_note(ax, xunit, yunit, truncated)
+    if note:
+        ax.text(0, 1.01, note, transform=ax.transAxes, ha="left", va="bottom", fontsize="small",
+                style="italic", color="0.3")
+        ax.set_title(ax.get_title(), pad=18)
+    return ax
+
+
+def _category_axis(axis) -> bool:
+    """Whether an axis shows labels (categories) rather than numbers."""
+    from matplotlib.category import StrCategoryFormatter
+
+    return isinstance(axis.get_major_formatter(), (StrCategoryFormatter, mticker.FixedFormatter))
+
+
+def _tidy_category_labels(ax, rotate: float | None) -> None:
+    """Wrap long category labels; rotate the x labels by ``rotate`` degrees, or when they are many."""
+    for axis, width in ((ax.xaxis, 14), (ax.yaxis, 28)):
+        if not _category_axis(axis):
+            continue
+        ticks = axis.get_majorticklocs()
+        labels = [t.get_text() for t in axis.get_majorticklabels()]
+        if not any(labels):
+            continue
+        axis.set_ticks(ticks, ["\n".join(textwrap.wrap(t, width)) or t for t in labels])
+    angle = rotate
+    if angle is None and _category_axis(ax.xaxis):
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        if sum(len(max(t.split("\n"), key=len, default="")) for t in labels) > 70:
+            angle = 45
+    if angle:
+        ax.tick_params(axis="x", labelrotation=angle)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+
+
+def _place_legend(ax, where: str | None) -> None:
+    """Put the legend off the data: right of the axes (``outside``), under them (``below``), or none."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles or where is None:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        return
+    title = ax.get_legend().get_title().get_text() if ax.get_legend() is not None else None
+    if where == "outside":
+        ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  frameon=False, fontsize="small")
+    elif where == "below":
+        ax.legend(handles, labels, title=title, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                  ncols=min(len(labels), 4), frameon=False, fontsize="small")
+    else:
+        ax.legend(handles, labels, title=title, loc="best", fontsize="small")
+
+
+def _truncation_note(ax, xunit, yunit, truncated) -> str | None:
+    """The note for a value axis that does not start at zero (``None`` when it does or is asked not to)."""
+    from crm_helpers import display
+
+    if truncated is False:
+        return None
+    if isinstance(truncated, str):
+        return truncated
+    notes = []
+    for axis, unit, (low, high) in (("x", xunit, ax.get_xlim()), ("y", yunit, ax.get_ylim())):
+        if unit is None or display.unit_of(unit) in (display.DATE, display.TEXT):
+            continue
+        start = min(low, high)
+        if truncated is True or start > 0:
+            notes.append(f"the {axis} axis starts at {display.fmt(start, unit, 0)}, not zero")
+    return ("Note: " + "; ".join(notes) + ".") if notes else None
 
 
 def _pretty(name: str) -> str:
