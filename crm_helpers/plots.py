@@ -136,7 +136,7 @@ def finish(ax, title: str, x: str | None = None, y: str | None = None, xunit: st
     writes a note above the plot when a value axis does not start at zero: ``truncated=None``
     detects it, ``False`` never notes, ``True`` or a text forces the note.
     """
-    ax.set_title("\n".join(textwrap.wrap(title, 70)) if title else "")
+    title = "\n".join(textwrap.wrap(title, 70)) if title else ""
     for axis, name, unit in (("x", x, xunit), ("y", y, yunit)):
         if name is not None:
             (ax.set_xlabel if axis == "x" else ax.set_ylabel)(axis_label(name, unit))
@@ -148,7 +148,7 @@ def finish(ax, title: str, x: str | None = None, y: str | None = None, xunit: st
     if note:
         ax.text(0, 1.01, note, transform=ax.transAxes, ha="left", va="bottom", fontsize="small",
                 style="italic", color="0.3")
-        ax.set_title(ax.get_title(), pad=18)
+    ax.set_title(title, pad=18 if note else None)
     return ax
 
 
@@ -288,7 +288,7 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
         return _no_data(ax, title, "no cohort has a month after its first purchase yet")
     sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
                 cbar_kws={"label": "retention rate (%)" if unit == "%" else unit_label(unit)},
-                annot_kws={"size": ANNOTATION_SIZE - 1})
+                annot_kws={"size": ANNOTATION_SIZE})
     if unit == "%":
         ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.grid(False)
