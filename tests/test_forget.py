@@ -236,3 +236,43 @@ def test_a_failed_erasure_changes_nothing(world, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         erasure.forget(world / "warehouse.duckdb", str(who["customer_id"]))
     assert table_texts(world) == before
+
+
+def add_quarantined_versions(world: Path, who: dict) -> None:
+    """Give the person quarantined rows in the sample's files: a corrected re-export of their
+    master record (the older version is superseded, its values kept as JSON), a till line with
+    their card and quantity 0, and a truncated web order with their e-mail (malformed JSON)."""
+    refs = dict(who["ids"])  # one id per source is enough
+    raw = world / "raw"
+    signups = next(p for p in sorted(raw.glob("crm_master/*.csv")) if refs["crm_master"] in p.read_text())
+    line = next(x for x in signups.read_text().splitlines() if x.startswith(refs["crm_master"] + ","))
+    fields = line.split(",")
+    fields[5] = "99 Correction Row"  # street
+    signups.write_text(signups.read_text() + ",".join(fields) + "\n")
+    till = next(p for p in sorted(raw.glob("pos/pos_*.csv")) if refs["pos"] in p.read_text())
+    till.write_text(till.read_text() + f"RQ9999999;1;06/01/2023 18:08:02;S001;{refs['pos']};BEA-PRE01;0;57.99;0\n")
+    orders = next(p for p in sorted(raw.glob("webshop/*.jsonl")) if refs["webshop"] in p.read_text())
+    orders.write_text(orders.read_text() + '{"order_id":"WQ999","line_no":1,"email":"'
+                      + refs["webshop"].upper() + '","first_name":"X","quantity":1\n')
+
+
+def test_forget_erases_quarantined_versions_and_lines(world):
+    who = person(world)
+    add_quarantined_versions(world, who)
+    collect(world, world / "warehouse.duckdb", progress=False)
+    refs = dict(who["ids"])
+    mine = sql(world, "SELECT issue FROM quarantine WHERE record_key IN (?, 'RQ9999999:1') "
+                      "OR (source = 'webshop' AND raw_record ILIKE '%' || ? || '%') ORDER BY issue",
+               [refs["crm_master"], refs["webshop"]])
+    assert mine == [("malformed JSON",), ("quantity: zero (a return is a negative quantity)",), ("superseded",)]
+    who = person(world)  # now with the corrected street among their values
+    assert "99 correction row" in who["unique"] and traces(world, who)
+    quarantined = sql(world, "SELECT sum(rows_quarantined), sum(values_nulled) FROM load_audit")[0]
+
+    removed = erasure.forget(world / "warehouse.duckdb", str(who["customer_id"]))
+    assert removed["quarantine"] >= 3
+    assert traces(world, who) == []
+    assert sql(world, "SELECT sum(rows_quarantined) FROM load_audit")[0][0] == quarantined[0] - removed["quarantine"]
+    recon = reconciliation(world / "warehouse.duckdb")
+    assert recon.balanced.all(), recon[~recon.balanced]
+    assert_contracts_hold(world)
