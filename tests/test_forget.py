@@ -63,7 +63,7 @@ def crm(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``crm <args>`` with this checkout's package."""
     env = {k: v for k, v in os.environ.items() if k not in ("CRM_DATA_DIR", "CRM_WAREHOUSE")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "crm_helpers.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "crm_helpers.cli", *args], check=False, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

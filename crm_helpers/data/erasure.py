@@ -143,8 +143,8 @@ def _person_records(con, master: str | None) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _records AS SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})",
                 {"master": master or "", "linked": linked})
     tokens = ["SELECT ref FROM _ids",
-              "SELECT email FROM stg_customer t SEMI JOIN _records r ON t.source = r.source "
-              "AND t.file = r.file AND t.record_no = r.record_no"]
+              ("SELECT email FROM stg_customer t SEMI JOIN _records r ON t.source = r.source "
+               "AND t.file = r.file AND t.record_no = r.record_no")]
     if "customer_record" in _tables(con):  # standardised e-mails
         tokens.append("SELECT email FROM customer_record t SEMI JOIN _ids i ON t.source = i.source "
                       "AND CAST(t.source_record_id AS VARCHAR) = i.ref")
