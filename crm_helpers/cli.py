@@ -136,7 +136,7 @@ def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Warehous
     audit = collect_mod.collect(data_dir, warehouse or config.warehouse_path(data_dir),
                                 sources_file=sources, progress=True, prune=prune)
     changed = audit[audit.status.isin(["loaded", "replaced"])]
-    shown = ["source", "file", "status", "rows_read", "rows_loaded", "rows_quarantined"]
+    shown = ["source", "file", "status", "rows_read", "rows_loaded", "rows_quarantined", "rows_erased"]
     typer.echo(changed[shown].to_string(index=False) if len(changed) else "nothing new to load")
     for line in collect_mod.summary(audit):
         problem = line.startswith(("rejected", "warning"))

@@ -114,7 +114,8 @@ def _erase(con, customer_id: str, master: str | None) -> dict[str, int]:
     erasure_id = con.execute("SELECT coalesce(max(erasure_id), 0) + 1 FROM erasure_log").fetchone()[0]
     _record_hashes(con, erasure_id)
     _correct_integration_log(con, customer_id)
-    removed = _correct_load_audit(con)
+    _correct_load_audit(con)
+    removed = {}
     for table in STAGING_TABLES:
         removed[table] = con.execute(f"DELETE FROM {table} t USING _records r WHERE t.source = r.source "
                                      "AND t.file = r.file AND t.record_no = r.record_no").fetchone()[0]
@@ -177,9 +178,9 @@ def _record_hashes(con, erasure_id: int) -> None:
                 f"WHERE {digest} NOT IN (SELECT record_hash FROM erased_record)", [erasure_id])
 
 
-def _correct_load_audit(con) -> dict[str, int]:
+def _correct_load_audit(con) -> None:
     """Move the erased records of each file from rows_loaded and rows_quarantined to rows_erased
-    (and their NULL-ed values out of values_nulled); return nothing removed yet (``{}``)."""
+    (and their NULL-ed values out of values_nulled), before they are deleted."""
     con.execute("ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS rows_erased BIGINT")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _erased_counts AS
         SELECT source, file, sum(loaded) AS loaded, sum(quarantined) AS quarantined,
@@ -194,7 +195,6 @@ def _correct_load_audit(con) -> dict[str, int]:
                        values_nulled = a.values_nulled - e.nulled,
                        rows_erased = coalesce(a.rows_erased, 0) + e.loaded + e.quarantined
                    FROM _erased_counts e WHERE a.source = e.source AND a.file = e.file""")
-    return {}
 
 
 def _correct_integration_log(con, customer_id: str) -> None:
