@@ -15,7 +15,8 @@ lands in the warehouse in one transaction per file:
 - ``value_issue``: optional typed values that could not be parsed (or were implausible dates)
   and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
-  parser) = ``rows_loaded`` + ``rows_quarantined``; ``derived`` lists the staging columns the
+  parser) = ``rows_loaded`` + ``rows_quarantined`` + ``rows_erased`` (records of people erased
+  by ``crm forget``, withheld: :mod:`crm_helpers.data.erasure`); ``derived`` lists the staging columns the
   source left unmapped and collect derived (``DERIVED``), with how. ``status`` is ``loaded``,
   ``rejected`` (a file-level problem, in ``reason``), ``deleted-kept`` (no longer in ``raw/``,
   rows kept) or ``pruned`` (no longer in ``raw/``, rows withdrawn by ``prune``). The counts are
@@ -53,6 +54,7 @@ from tqdm.auto import tqdm
 
 from crm_helpers import config
 from crm_helpers import warehouse as wh
+from crm_helpers.data.erasure import withhold_erased
 from crm_helpers.data.integrity import resolve_key_conflicts
 from crm_helpers.data.reading import _stage
 from crm_helpers.data.sources import (
@@ -102,6 +104,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     raw = config.raw_dir(data_dir)
     found = {name: _files(spec, raw) for name, spec in sources.items()}
     jobs = [(name, sources[name], path) for name, paths in found.items() for path in paths]
+    master = next((name for name, spec in sources.items() if spec["role"] == "customer_master"), None)
     missing = [_missing(name, spec, raw) for name, spec in sources.items() if not found[name]]
     backend = wh.connect(warehouse)
     con = backend.con  # collect parses in set-based DuckDB SQL
@@ -114,7 +117,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             rel = path.relative_to(raw).as_posix()
             bar.set_postfix_str(rel, refresh=False)
             try:
-                rows.append(_collect_file(con, name, spec, path, rel))
+                rows.append(_collect_file(con, name, spec, path, rel, master))
             except DeclarationError:
                 raise
             except SourceError as err:  # the file changed nothing: record it, go on
@@ -130,7 +133,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         except duckdb.Error:  # another connection is busy: it checkpoints later
             pass
         backend.disconnect()
-    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled"]  # empty if missing
+    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled", "rows_erased"]  # empty if missing
     return pd.DataFrame(rows + missing, columns=AUDIT_COLUMNS).astype(dict.fromkeys(counts, "Int64"))
 
 
@@ -190,7 +193,9 @@ def _prepare(con) -> None:
     con.execute("ALTER TABLE stg_order_line ADD COLUMN IF NOT EXISTS product_name VARCHAR")
     for column in ["status", "reason"]:
         con.execute(f"ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+    con.execute("ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS rows_erased BIGINT")
     con.execute("UPDATE load_audit SET status = 'loaded' WHERE status IS NULL")
+    con.execute("UPDATE load_audit SET rows_erased = 0 WHERE rows_erased IS NULL")
 
 
 def _record_declarations(con, settings, sources: dict) -> None:
@@ -211,8 +216,12 @@ def _record_declarations(con, settings, sources: dict) -> None:
         raise
 
 
-def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
-    """Load one file unless already loaded as is; replace a known file's earlier rows."""
+def _collect_file(con, name: str, spec: dict, path: Path, rel: str, master: str | None = None) -> dict:
+    """Load one file unless already loaded as is; replace a known file's earlier rows.
+
+    Records of a person erased by ``crm forget`` (``erased_record``; ``master``: the customer
+    master, whose ids campaign files use) are withheld and counted in ``rows_erased``.
+    """
     with open(path, "rb") as fh:
         fingerprint = hashlib.file_digest(fh, "sha256").hexdigest()  # streamed
     known = next(iter(_audit(con, "source = ? AND file = ?", [name, rel])), None)
@@ -231,8 +240,13 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
             for table in [*STAGING_TABLES, *FILE_TABLES]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?", [name, rel])
         audit.update(_write(con, name, spec, rel, header, audit["loaded_at"]))
+        withheld = withhold_erased(con, name, spec, rel, master)
+        audit.update(rows_loaded=audit["rows_loaded"] - withheld["loaded"],
+                     rows_quarantined=audit["rows_quarantined"] - withheld["quarantined"],
+                     values_nulled=audit["values_nulled"] - withheld["nulled"],
+                     rows_erased=withheld["loaded"] + withheld["quarantined"])
         _resolve_key_conflicts(con, name, spec, audit)
-        if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"]:
+        if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["rows_erased"]:
             raise SourceError(name, rel, None, f"does not balance: {audit}")
         con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
@@ -258,7 +272,7 @@ def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:
         reason += "; the rows of its earlier version are kept"
     row = known or dict(source=name, file=rel, fingerprint=None, rows_read=0, rows_loaded=0,
                         rows_quarantined=0, loaded_at=datetime.now(UTC).replace(tzinfo=None),
-                        values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"])
+                        values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"], rows_erased=0)
     row = dict(row, status="rejected", reason=reason)
     with _transaction(con):
         _replace_audit_row(con, row)
@@ -275,7 +289,7 @@ def _gone(con, row: dict, prune: bool, spec: dict | None) -> dict:
                    reason=f"{where}: its {row['rows_read']} rows are kept (--prune withdraws them)")
     else:
         withdrawn = f"{where}: its {row['rows_read']} rows were withdrawn"
-        row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0,
+        row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0, rows_erased=0,
                    status="pruned", reason=withdrawn)
     with _transaction(con):
         if prune:
