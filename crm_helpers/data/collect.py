@@ -325,10 +325,11 @@ def _transaction(con):
 
 def _resolve_key_conflicts(con, name: str, spec: dict, audit: dict) -> None:
     """One version per key (``RULES``): the newest by file order stays, the others go to
-    quarantine; recounts ``load_audit`` of the files touched and this file's ``audit``."""
+    quarantine with their value issues; recounts ``load_audit`` of the files touched and this
+    file's ``audit``."""
     recounted = resolve_key_conflicts(con, name, spec, audit["file"], audit["loaded_at"])
     if audit["file"] in recounted:
-        audit["rows_loaded"], audit["rows_quarantined"] = recounted[audit["file"]]
+        audit["rows_loaded"], audit["rows_quarantined"], audit["values_nulled"] = recounted[audit["file"]]
 
 
 def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) -> dict:
