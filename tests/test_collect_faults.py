@@ -96,7 +96,8 @@ def test_a_jsonl_file_of_garbage_lines_is_rejected_like_a_csv_of_garbage(world):
     assert sql(world, "SELECT status, rows_read, rows_loaded, rows_quarantined FROM load_audit "
                       "WHERE file = 'webshop/orders_2024-08.jsonl'") == [("rejected", 0, 0, 0)]
     assert count(world, "quarantine") == 0  # nothing of it kept, raw lines included
-    write(world, "webshop/orders_2024-08.jsonl", garbage[:2] + [FILES["webshop/orders_2024-07.jsonl"][0]])
+    one_good = FILES["webshop/orders_2024-07.jsonl"][0]
+    write(world, "webshop/orders_2024-08.jsonl", [*garbage[:2], one_good])
     audit = run(world).set_index("file")  # one good line: it loads, the garbage is quarantined
     assert audit.loc["webshop/orders_2024-08.jsonl", ["status", "rows_read", "rows_loaded",
                                                       "rows_quarantined"]].tolist() == [

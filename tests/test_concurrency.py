@@ -35,7 +35,8 @@ def hold(path: Path, seconds: float, read_only: bool) -> subprocess.Popen:
             f"con = wh.connect({str(path)!r}, read_only={read_only}); "
             "print('holding', flush=True); time.sleep(float(sys.argv[1])); con.disconnect(); "
             "print(time.time(), flush=True)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    path_var = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path_var)
     holder = subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE,
                               text=True, env=env)
     assert holder.stdout.readline().strip() == "holding"

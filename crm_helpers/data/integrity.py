@@ -26,8 +26,9 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
 
     Runs inside the transaction of ``file``, just written. Only the keys that can have changed
     are judged: those of ``file`` and of the superseded records put back first. Returns
-    ``{file: (rows_loaded, rows_quarantined, values_nulled)}`` recounted for the files whose rows moved; their
-    ``load_audit`` rows (if any yet) are updated. A source whose first table has no declared key returns ``{}``.
+    ``{file: (rows_loaded, rows_quarantined, values_nulled)}`` recounted for the files whose
+    rows moved; their ``load_audit`` rows (if any yet) are updated. A source whose first table
+    has no declared key returns ``{}``.
     """
     first = next(iter(spec["tables"]))
     key = RULES.get(first, {}).get("key")
@@ -42,13 +43,15 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
             "(SELECT count(*) FROM quarantine WHERE source = $1 AND file = $2), "
             "(SELECT count(*) FROM value_issue WHERE source = $1 AND file = $2)",
             [name, moved]).fetchone()
-        con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ?, values_nulled = ? "
-                    "WHERE source = ? AND file = ?", [*counts[moved], name, moved])
+        con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ?, "
+                    "values_nulled = ? WHERE source = ? AND file = ?",
+                    [*counts[moved], name, moved])
     return counts
 
 
 def _restore(con, name: str, spec: dict, first: str) -> set[str]:
-    """Put the source's superseded records back into staging (they are judged again).
+    """Put the source's superseded records back into staging, and their value issues into
+    ``value_issue`` (they are judged again).
 
     Leaves their (file, record_no) in the temp table ``_restored``; returns their files. A
     record whose staged values were erased (retention) cannot come back: it stays quarantined.
@@ -79,7 +82,7 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
 def _supersede(con, name: str, spec: dict, file: str, key: list[str],
                loaded_at: datetime) -> set[str]:
     """Move every version but the newest (unless equal to it) of the keys of ``file`` and of
-    the restored records to quarantine; return the files they came from."""
+    the restored records to quarantine, with their value issues; return the files they came from."""
     first, cols = next(iter(spec["tables"])), ", ".join(map(_q, key))
     values = "{" + ", ".join(f"{_lit(c)}: {_q(c)}" for c in STAGING[first]) + "}"
     window = (f"PARTITION BY {cols} ORDER BY file, record_no "
