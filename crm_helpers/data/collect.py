@@ -13,7 +13,8 @@ lands in the warehouse in one transaction per file:
   with its value, ``issue`` is the same without values (for counting), ``raw_record`` is the
   line as read (a superseded record: its staged values as JSON).
 - ``value_issue``: optional typed values that could not be parsed (or were implausible dates)
-  and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
+  and were loaded as NULL; their record is loaded (a superseded record takes its value issues
+  into quarantine with it). Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
   parser) = ``rows_loaded`` + ``rows_quarantined`` + ``rows_erased`` (records of people erased
   by ``crm forget``, withheld: :mod:`crm_helpers.data.erasure`); ``derived`` lists the staging columns the
@@ -31,7 +32,8 @@ describes a customer) is loaded into all of them or quarantined whole, so the au
 records. Dates outside ``YEARS``, or after the month in a file name like ``pos_2024-03.csv``, are
 implausible. A file is skipped when its name, content and source declaration are unchanged and
 it loaded; otherwise its earlier rows are replaced. A file that cannot be read (empty, garbage,
-wrong delimiter or encoding, a CSV whose quoted values span lines or never close) is rejected
+wrong delimiter or encoding, a CSV whose quoted values span lines or never close, a JSON-lines
+file in which no line is a JSON object) is rejected
 and the run goes on; a file loaded before keeps the rows of its earlier version until a
 readable one replaces them. A declaration that cannot be applied (``DeclarationError``) stops
 the run. Rows of files no longer in ``raw/`` are kept unless ``prune`` is given.
@@ -339,10 +341,12 @@ def _transaction(con):
 
 def _resolve_key_conflicts(con, name: str, spec: dict, audit: dict) -> None:
     """One version per key (``RULES``): the newest by file order stays, the others go to
-    quarantine; recounts ``load_audit`` of the files touched and this file's ``audit``."""
+    quarantine with their value issues; recounts ``load_audit`` of the files touched and this
+    file's ``audit``."""
     recounted = resolve_key_conflicts(con, name, spec, audit["file"], audit["loaded_at"])
     if audit["file"] in recounted:
-        audit["rows_loaded"], audit["rows_quarantined"] = recounted[audit["file"]]
+        counts = recounted[audit["file"]]
+        audit["rows_loaded"], audit["rows_quarantined"], audit["values_nulled"] = counts
 
 
 def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) -> dict:
