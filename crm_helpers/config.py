@@ -176,11 +176,12 @@ class Settings:
 
     def money(self, value: float, decimals: int = 2) -> str:
         """A money amount as the reader expects it, in the declared currency: ``£1,234.50``."""
+        from babel import Locale
         from babel.numbers import format_currency
 
-        pattern = None if decimals == 2 else "¤#,##0" + ("." + "0" * decimals if decimals else "")
-        return format_currency(value, self.currency, format=pattern, locale=self.locale,
-                               currency_digits=decimals == 2)
+        standard = Locale.parse(self.locale).currency_formats["standard"].pattern
+        pattern = with_decimals(standard, decimals)
+        return format_currency(value, self.currency, format=pattern, locale=self.locale, currency_digits=False)
 
     @classmethod
     def from_mapping(cls, block: dict | None, where: str = "settings") -> "Settings":
@@ -214,6 +215,13 @@ class Settings:
 
         if phonenumbers.country_code_for_region(self.country) == 0:
             raise ConfigError(f"{where}: unknown country {self.country!r} (an ISO 3166 code such as FR)")
+
+
+def with_decimals(pattern: str, decimals: int) -> str:
+    """A babel number pattern (``#,##0.00\xa0¤``) with exactly ``decimals`` decimals, the rest kept."""
+    import re
+
+    return re.sub(r"0(\.[0#]+)?", "0" + ("." + "0" * decimals if decimals else ""), pattern.split(";")[0], count=1)
 
 
 def load_settings(path: Path | None = None) -> Settings:

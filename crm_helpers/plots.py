@@ -11,6 +11,7 @@ symbol, so no label assumes one currency.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -85,15 +86,135 @@ def _inline_figures() -> None:
 
 
 def _unit_axis(ax, unit: str, axis: str = "y") -> None:
-    """Format an axis for a unit: % for rates, thousands separators and currency otherwise."""
+    """Format an axis for a unit: % for rates, the currency for money, whole numbers for counts.
+
+    ``unit`` is a display unit (:data:`crm_helpers.display.UNITS`) or a package unit (``%``,
+    ``¤ per order``, ``customers``); see :func:`crm_helpers.display.unit_of`.
+    """
+    from crm_helpers import display
+
     target = ax.yaxis if axis == "y" else ax.xaxis
-    if unit == "%":
-        target.set_major_formatter(mticker.PercentFormatter(1.0))
-    elif unit.startswith(MONEY):
-        money = current_settings().money
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: money(v, 0)))
+    kind = display.unit_of(unit)
+    if kind == display.RATE:
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.RATE, 0)))
+    elif kind == display.MONEY:
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.MONEY, 0)))
+    elif kind in (display.COUNT, display.DAYS):
+        target.set_major_locator(mticker.MaxNLocator(integer=True))
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.COUNT)))
     else:
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2g}"))
+        target.set_major_formatter(mticker.FuncFormatter(
+            lambda v, _: display.fmt(v, display.NUMBER, 0 if abs(v) >= 100 else 2)))
+
+
+#: Numbers inside a chart (heatmap cells, bar labels): readable at 100% zoom.
+ANNOTATION_SIZE = 10
+
+
+def axis_label(name: str, unit: str | None = None) -> str:
+    """An axis label with its unit: ``revenue (£)``, ``retention rate (%)``, ``recency (days)``."""
+    from crm_helpers import display
+
+    kind = display.unit_of(unit) if unit else None
+    shown = {display.MONEY: unit_label(unit) if unit and unit != display.MONEY else current_settings().currency_symbol,
+             display.RATE: "%", display.DAYS: "days"}.get(kind)
+    if kind == display.COUNT and unit not in display.UNITS and unit not in name:
+        shown = unit
+    return f"{name} ({shown})" if shown else name
+
+
+def finish(ax, title: str, x: str | None = None, y: str | None = None, xunit: str | None = None,
+           yunit: str | None = None, legend: str | None = "outside", rotate: float | None = None,
+           truncated: bool | str | None = None):
+    """Bring a chart to the workbook's standard; returns ``ax``.
+
+    Sets the ``title`` (wrapped when long) and the axis labels ``x``/``y`` with their units
+    (``xunit``/``yunit``: display units such as ``count``, ``money``, ``rate``, or package units
+    such as ``%``), formats the ticks (currency, percent, whole numbers for counts), places the
+    legend ``"outside"`` the axes (right), ``"below"`` them, ``"inside"`` (matplotlib's best) or
+    removes it (``None``), wraps long category labels or rotates them by ``rotate`` degrees, and
+    writes a note above the plot when a value axis does not start at zero: ``truncated=None``
+    detects it, ``False`` never notes, ``True`` or a text forces the note.
+    """
+    title = "\n".join(textwrap.wrap(title, 70)) if title else ""
+    for axis, name, unit in (("x", x, xunit), ("y", y, yunit)):
+        if name is not None:
+            (ax.set_xlabel if axis == "x" else ax.set_ylabel)(axis_label(name, unit))
+        if unit:
+            _unit_axis(ax, unit, axis)
+    _tidy_category_labels(ax, rotate)
+    _place_legend(ax, legend)
+    note = _truncation_note(ax, xunit, yunit, truncated)
+    if note:
+        ax.text(0, 1.01, note, transform=ax.transAxes, ha="left", va="bottom", fontsize="small",
+                style="italic", color="0.3")
+    ax.set_title(title, pad=18 if note else None)
+    return ax
+
+
+def _category_axis(axis) -> bool:
+    """Whether an axis shows labels (categories) rather than numbers."""
+    from matplotlib.category import StrCategoryFormatter
+
+    return isinstance(axis.get_major_formatter(), (StrCategoryFormatter, mticker.FixedFormatter))
+
+
+def _tidy_category_labels(ax, rotate: float | None) -> None:
+    """Wrap long category labels; rotate the x labels by ``rotate`` degrees, or when they are many."""
+    for axis, width in ((ax.xaxis, 14), (ax.yaxis, 28)):
+        if not _category_axis(axis):
+            continue
+        ticks = axis.get_majorticklocs()
+        labels = [t.get_text() for t in axis.get_majorticklabels()]
+        if not any(labels):
+            continue
+        axis.set_ticks(ticks, ["\n".join(textwrap.wrap(t, width)) or t for t in labels])
+    angle = rotate
+    if angle is None and _category_axis(ax.xaxis):
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        if sum(len(max(t.split("\n"), key=len, default="")) for t in labels) > 70:
+            angle = 45
+    if angle:
+        ax.tick_params(axis="x", labelrotation=angle)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+
+
+def _place_legend(ax, where: str | None) -> None:
+    """Put the legend off the data: right of the axes (``outside``), under them (``below``), or none."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles or where is None:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        return
+    title = ax.get_legend().get_title().get_text() if ax.get_legend() is not None else None
+    if where == "outside":
+        ax.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  frameon=False, fontsize="small")
+    elif where == "below":
+        ax.legend(handles, labels, title=title, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                  ncols=min(len(labels), 4), frameon=False, fontsize="small")
+    else:
+        ax.legend(handles, labels, title=title, loc="best", fontsize="small")
+
+
+def _truncation_note(ax, xunit, yunit, truncated) -> str | None:
+    """The note for a value axis that does not start at zero (``None`` when it does or is asked not to)."""
+    from crm_helpers import display
+
+    if truncated is False:
+        return None
+    if isinstance(truncated, str):
+        return truncated
+    notes = []
+    for axis, unit, (low, high) in (("x", xunit, ax.get_xlim()), ("y", yunit, ax.get_ylim())):
+        if unit is None or display.unit_of(unit) in (display.DATE, display.TEXT):
+            continue
+        start = min(low, high)
+        if truncated is True or start > 0:
+            notes.append(f"the {axis} axis starts at {display.fmt(start, unit, 0)}, not zero")
+    return ("Note: " + "; ".join(notes) + ".") if notes else None
 
 
 def _pretty(name: str) -> str:
@@ -113,14 +234,17 @@ def kpi_trend(
     lag: int = 12,
     ax=None,
     highlight: str | None = None,
+    legend: str | None = "outside",
     last: int | None = None,
 ):
     """A KPI per period (solid) with the previous comparable period (dashed, ``lag`` periods earlier).
 
     ``kpis`` is :func:`crm_helpers.kpis.kpi_table` without slices; ``lag`` = 12 for months
     (same month last year), 4 for quarters, 1 for years or for "previous period".
-    ``highlight``: a period label to mark (the dashboard's current period). ``last``: show only
-    the last periods (the earlier ones still feed the dashed line).
+    ``highlight``: a period label to mark (the dashboard's current period). ``legend``: where
+    :func:`finish` puts the legend (``None``: no legend, as in :func:`kpi_trends`). A value axis
+    that does not start at zero says so. ``last``: show only the last periods (the earlier ones
+    still feed the dashed line).
     """
     from crm_helpers.information.kpis import KPI_UNITS
 
@@ -137,13 +261,10 @@ def kpi_trend(
         i = list(s.index).index(highlight)
         ax.scatter([i], [s.iloc[i]], s=80, color="C3", zorder=3, label=highlight)
     step = max(1, len(s) // 12)
-    ax.set_xticks(x[::step], s.index[::step], rotation=45, ha="right")
-    _unit_axis(ax, unit)
-    ax.set_title(_pretty(kpi))
-    ax.set_xlabel("period")
-    ax.set_ylabel(f"{_pretty(kpi).lower()} ({unit_label(unit)})" if unit else _pretty(kpi).lower())
-    ax.legend(loc="best", fontsize="small")
-    return ax
+    ax.set_xticks(x[::step], s.index[::step])
+    name = _pretty(kpi).lower()
+    return finish(ax, _pretty(kpi), x="period", y=name, yunit=unit,
+                  legend=legend, rotate=45)
 
 
 def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None,
@@ -152,10 +273,14 @@ def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: i
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
-        kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight, last=last)
+        kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight, legend=None, last=last)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.suptitle(f"KPI trends (dashed: {_lag_label(lag)})", x=0.01, ha="left", fontweight="bold")
+    fig.set_layout_engine("constrained")
+    fig.legend(handles, ["the KPI" if i == 0 else label for i, label in enumerate(labels)], loc="outside lower center",
+               ncols=len(labels), frameon=False)
     return fig
 
 
@@ -163,19 +288,18 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
                    fmt: str = ".0%", unit: str = "%", ax=None):
     """Cohort (rows) x months since first purchase (columns) heatmap, e.g. of retention rates."""
     m = matrix if max_months is None else matrix.loc[:, : max_months]
-    ax = ax or plt.subplots(figsize=(10, max(4, 0.28 * len(m))))[1]
+    ax = ax or plt.subplots(figsize=(11, max(4, 0.36 * len(m) + 1.5)))[1]
     show = m.drop(columns=0) if unit == "%" and 0 in m.columns else m
     if show.empty or show.isna().all().all():  # one month of history: no month after the first yet
         return _no_data(ax, title, "no cohort has a month after its first purchase yet")
     sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
-                cbar_kws={"label": "retention rate" if unit == "%" else unit_label(unit)}, annot_kws={"size": 7})
+                cbar_kws={"label": "retention rate (%)" if unit == "%" else unit_label(unit)},
+                annot_kws={"size": ANNOTATION_SIZE})
     if unit == "%":
-        ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+        ax.collections[0].colorbar.ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
     ax.grid(False)
-    ax.set_title(title)
-    ax.set_xlabel("months since first purchase")
-    ax.set_ylabel("cohort (month of first purchase)")
-    return ax
+    ax.tick_params(axis="y", rotation=0)
+    return finish(ax, title, x="months since first purchase", y="cohort (month of first purchase)", legend=None)
 
 
 def _no_data(ax, title: str, why: str):
@@ -193,9 +317,9 @@ def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all coho
     if later.empty:
         return _no_data(ax, title, "no cohort has a month after its first purchase yet")
     sns.lineplot(x=later.index, y=later["retention_rate"], marker="o", ax=ax)
-    _unit_axis(ax, "%")
-    ax.set(title=title, xlabel="months since first purchase", ylabel="retention rate (%)")
-    return ax
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    return finish(ax, title, x="months since first purchase", y="retention rate", yunit="rate", legend=None)
 
 
 def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
@@ -207,19 +331,21 @@ def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
         label = "customers"
     else:
         cells = scored.groupby(["r_score", "f_score"])[value].sum()
-        label = f"{value.replace('_', ' ')} ({unit_label(MONEY)})"
+        label = axis_label(value.replace("_", " "), "money")
     grid = cells.unstack("f_score").reindex(index=range(5, 0, -1), columns=range(1, 6)).fillna(0)
     names = segment_grid().set_index(["r_score", "f_score"])["segment"]
-    annot = np.array(
-        [[f"{names[(r, f)]}\n{grid.loc[r, f]:,.0f}" for f in grid.columns] for r in grid.index]
-    )
-    ax = ax or plt.subplots(figsize=(10, 6.5))[1]
-    sns.heatmap(grid, annot=annot, fmt="", cmap="Greens", ax=ax, annot_kws={"size": 7}, cbar_kws={"label": label})
+    from crm_helpers import display
+
+    shown = (lambda v: display.fmt(v, "count")) if value == "customers" else (lambda v: display.fmt(v, "money", 0))
+    annot = np.array([["\n".join([*textwrap.wrap(names[(r, f)], 12), shown(grid.loc[r, f])]) for f in grid.columns]
+                      for r in grid.index])
+    ax = ax or plt.subplots(figsize=(11, 7.5))[1]
+    sns.heatmap(grid, annot=annot, fmt="", cmap="Greens", ax=ax, annot_kws={"size": ANNOTATION_SIZE},
+                cbar_kws={"label": label})
     ax.grid(False)
-    ax.set_title(f"RFM grid: {label} by recency and frequency score")
-    ax.set_xlabel("frequency score (5 = most purchase days)")
-    ax.set_ylabel("recency score (5 = most recent)")
-    return ax
+    ax.tick_params(axis="y", rotation=0)
+    return finish(ax, f"RFM grid: {label} by recency and frequency score",
+                  x="frequency score (5 = most purchase days)", y="recency score (5 = most recent)", legend=None)
 
 
 def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: float | None = None, ax=None,
@@ -237,18 +363,32 @@ def pareto_curve(ranked: pd.DataFrame, share_col: str = "revenue_share", top: fl
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     x = np.r_[0, ranked["customer_share"].to_numpy()]
     y = np.r_[0, ranked[share_col].to_numpy()]
+    from crm_helpers import display
+
     ax.plot(x, y, color=CURRENT_COLOR, lw=2, label=f"cumulative {what}")
     ax.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="equal shares")
     at = float(np.interp(top, x, y))
     ax.axvline(top, color="C3", ls="--", lw=1)
-    ax.scatter([top], [at], color="C3", zorder=3, label=f"top {top:.0%} of customers: {at:.0%} of {what}")
-    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
-    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
-    ax.set_title(f"Concentration of {what} (Pareto curve)")
-    ax.set_xlabel("share of customers, largest first (%)")
-    ax.set_ylabel(f"cumulative share of {what} (%)")
-    ax.legend(loc="lower right", fontsize="small")
-    return ax
+    ax.scatter([top], [at], color="C3", zorder=3,
+               label=f"top {display.fmt(top, 'rate', 0)} of customers: {display.fmt(at, 'rate', 0)} of {what}")
+    peak = whale_peak(x, y)
+    if peak is not None:  # the whale curve: the least profitable customers give part of the profit back
+        ax.axhline(1, color=PREVIOUS_COLOR, lw=0.8)
+        ax.scatter([peak[0]], [peak[1]], color="C1", zorder=3, marker="^",
+                   label=f"peak: {display.fmt(peak[1], 'rate')} of {what} at {display.fmt(peak[0], 'rate', 0)} of customers")
+    ax.set_ylim(bottom=min(0, float(y.min())))
+    ax.set_xlim(0, 1)
+    return finish(ax, f"Concentration of {what} (Pareto curve)", x="share of customers, largest first",
+                  y=f"cumulative share of {what}", xunit="rate", yunit="rate", legend="below")
+
+
+def whale_peak(x, y, tolerance: float = 0.0005) -> tuple[float, float] | None:
+    """Where a cumulative share curve peaks above 100% (share of customers, share of the total), if it does.
+
+    A peak under 100% + ``tolerance`` (rounding) is no whale curve: ``None``.
+    """
+    i = int(np.argmax(y))
+    return (float(x[i]), float(y[i])) if y[i] > 1 + tolerance else None
 
 
 def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = None, unit: str | None = None,
@@ -263,91 +403,95 @@ def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = Non
     unit = unit or MEASURES.get(y, ("", ""))[1]
     ax = ax or plt.subplots()[1]
     kws = dict(data=data, hue=hue, ax=ax, errorbar=None)
+    title = title or f"{_pretty(y)} by {x.replace('_', ' ')}" + (f" and {hue.replace('_', ' ')}" if hue else "")
     if horizontal:
         sns.barplot(x=y, y=data[x].astype(str), orient="h", **kws)
-        _unit_axis(ax, unit, "x")
-        ax.set_xlabel(f"{y.replace('_', ' ')} ({unit_label(unit)})")
-        ax.set_ylabel(x.replace("_", " "))
-    else:
-        sns.barplot(x=data[x].astype(str), y=y, **kws)
-        _unit_axis(ax, unit)
-        ax.set_ylabel(f"{y.replace('_', ' ')} ({unit_label(unit)})")
-        ax.set_xlabel(x.replace("_", " "))
-    ax.set_title(title or f"{_pretty(y)} by {x.replace('_', ' ')}" + (f" and {hue.replace('_', ' ')}" if hue else ""))
-    return ax
+        return finish(ax, title, x=y.replace("_", " "), xunit=unit, y=x.replace("_", " "))
+    sns.barplot(x=data[x].astype(str), y=y, **kws)
+    return finish(ax, title, x=x.replace("_", " "), y=y.replace("_", " "), yunit=unit)
 
 
 def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", xlabel: str | None = None,
         unit: str = "", ax=None):
-    """Horizontal bars of a count or amount ``x`` per label ``y`` (e.g. quarantined records by reason)."""
+    """Horizontal bars of a count or amount ``x`` per label ``y`` (e.g. quarantined records by reason).
+
+    ``unit`` is the unit of ``x`` (default ``count``: whole-number ticks); long labels are wrapped.
+    """
     ax = ax or plt.subplots(figsize=(9, 0.45 * max(df[y].nunique(), 4) + 1))[1]
     sns.barplot(data=df, x=x, y=df[y].astype(str), hue=hue, orient="h", errorbar=None, ax=ax)
-    _unit_axis(ax, unit, "x")
-    ax.set_xlabel(xlabel or f"{x.replace('_', ' ')}" + (f" ({unit_label(unit)})" if unit else ""))
-    ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(title)
-    return ax
+    return finish(ax, title, x=xlabel or x.replace("_", " "), xunit=unit or "count", y=y.replace("_", " "))
 
 
 def completeness_heatmap(shares: pd.DataFrame, title: str = "Share of values filled", ax=None):
     """Heatmap of filled-value shares: one row per source, one column per field (0-100 %)."""
-    ax = ax or plt.subplots(figsize=(max(9, 0.55 * shares.shape[1]), 0.6 * len(shares) + 2))[1]
+    ax = ax or plt.subplots(figsize=(max(10, 0.75 * shares.shape[1]), 0.6 * len(shares) + 2.5))[1]
     sns.heatmap(shares.astype(float), vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".0%",
-                cbar_kws={"format": mticker.PercentFormatter(1.0)}, ax=ax, annot_kws={"fontsize": 7})
+                cbar_kws={"format": mticker.PercentFormatter(1.0), "label": "values filled (%)"}, ax=ax,
+                annot_kws={"fontsize": ANNOTATION_SIZE - 1})
     ax.tick_params(axis="y", rotation=0)
-    ax.set_xlabel("field")
-    ax.set_ylabel("source")
-    ax.set_title(title)
-    return ax
+    return finish(ax, title, x="field", y="source", legend=None, rotate=45)
 
 
 def dashboard_table(dashboard: pd.DataFrame):
     """The KPI dashboard (:func:`crm_helpers.information.kpis.kpi_dashboard`) for reading.
 
-    Each KPI's values in its unit (money in the settings' currency, rates as %, counts as whole
-    numbers), the relative change as a signed %, without the definitions. Returns a pandas Styler.
+    One row per KPI (its readable name as the index, with the slice, e.g. the channel, when there
+    is one), each value in its unit through :mod:`crm_helpers.display` (money in the settings'
+    currency, rates as %, counts as whole numbers), the change signed (rates in points) and the
+    relative change as a signed %, without the definitions. Returns a pandas Styler.
     """
-    values = ["current", "previous", "change"]
-    shown = dashboard.drop(columns="definition", errors="ignore")
-    style = shown.assign(unit=shown["unit"].map(unit_label)).style.hide(axis="index")
-    style = style.format("{:+.1%}", subset=["change_pct"], na_rep="–")
-    for unit, rows in shown.groupby("unit").groups.items():
-        for col in values:
-            style = style.format(_value_format(unit, signed=col == "change"), subset=pd.IndexSlice[rows, [col]],
-                                 na_rep="–")
+    from crm_helpers import display
+
+    shown = dashboard.drop(columns="definition", errors="ignore").copy()
+    units = shown["unit"]
+    shown["unit"] = units.map(unit_label)
+    shown["kpi"] = shown["kpi"].map(_pretty)
+    keys = [c for c in shown.columns if c not in ("kpi", "unit", "current", "previous", "change", "change_pct")]
+    shown = shown.set_index([*keys, "kpi"])
+    shown.index.names = [display.header(n) for n in shown.index.names]
+    shown.columns = [display.header(c) if c != "change_pct" else "Change %" for c in shown.columns]
+    style = shown.style.format(lambda v: display.fmt(v, "rate") if pd.isna(v) or v <= 0 else "+" + display.fmt(v, "rate"),
+                               subset=["Change %"], na_rep=display.MISSING)
+    for unit, rows in pd.Series(range(len(units)), index=shown.index).groupby(units.to_numpy()).groups.items():
+        for col in ("Current", "Previous", "Change"):
+            style = style.format(_value_format(unit, signed=col == "Change"), subset=pd.IndexSlice[rows, [col]],
+                                 na_rep=display.MISSING)
     return style
 
 
 def _value_format(unit: str, signed: bool = False):
-    """A formatter for one unit: money in the settings' currency, % for rates, else a number."""
-    sign = "+" if signed else ""
-    if unit.startswith(MONEY):
-        money = current_settings().money
-        return lambda v: ("+" if signed and v > 0 else "") + money(v)
-    if unit == "%":
-        return lambda v: f"{v * 100:{sign}.1f} pts" if signed else f"{v:.1%}"
-    if unit == "customers" or unit == "orders":
-        return lambda v: f"{v:{sign},.0f}"
-    return lambda v: f"{v:{sign},.2f}"
+    """A formatter for one unit through :func:`crm_helpers.display.fmt`; ``signed``: a change (rates in points)."""
+    from crm_helpers import display
+
+    kind = display.unit_of(unit)
+
+    def shown(v):
+        if not signed:
+            return display.fmt(v, kind)
+        sign = "+" if v > 0 else "−" if v < 0 else ""
+        if kind == display.RATE:
+            return f"{sign}{display.fmt(abs(v) * 100, display.NUMBER, 1)} pts"
+        return sign + display.fmt(abs(v), kind)
+
+    return shown
 
 
 def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     """New and returning customers (stacked up) and lapsed customers (down) per period.
 
-    ``flows`` is :func:`crm_helpers.information.report.customer_flows` (index: period label).
+    ``flows`` is :func:`crm_helpers.information.report.customer_flows` (index: period label);
+    ``highlight``: the reporting period, whose label is drawn in bold.
     """
     ax = ax or plt.subplots(figsize=(10, 4.5))[1]
     x = np.arange(len(flows))
     ax.bar(x, flows["returning_customers"], color="C0", label="returning")
     ax.bar(x, flows["new_customers"], bottom=flows["returning_customers"], color="C2", label="new")
-    ax.bar(x, -flows["lapsed_customers"], color="C3", label="lapsed (below zero)")
+    ax.bar(x, -flows["lapsed_customers"], color="C3", label="lapsed (drawn below zero)")
     ax.axhline(0, color="0.3", lw=0.8)
-    labels = [f"{p} ◀" if p == highlight else p for p in flows.index]
-    ax.set_xticks(x, labels, rotation=45, ha="right")
-    ax.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax.set_xticks(x, list(flows.index))
+    finish(ax, "Customers gained and lost per period", x="period", y="customers", yunit="count", rotate=45,
+           truncated=False)
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{abs(v):,.0f}"))
-    ax.set_ylabel("customers")
-    ax.set_xlabel("period")
-    ax.set_title("Customers gained and lost per period")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    for label in ax.get_xticklabels():
+        label.set_fontweight("bold" if label.get_text() == highlight else "normal")
     return ax

@@ -183,6 +183,8 @@ def lift_headline(notebook: Path) -> dict | None:
             cell.outputs = kept
     if figures is not None:
         nb.metadata[HEADLINE_KEY] = figures
+        if figures.get("organisation") and figures.get("period"):  # the HTML page's <title>
+            nb.metadata["title"] = f"{figures['organisation']}: report for {figures['period']}"
         nbformat.write(nb, notebook)
     return figures
 

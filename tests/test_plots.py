@@ -41,9 +41,12 @@ def test_charts_and_dashboard_in_euros(star_warehouse, euros):
 
 
 def test_dashboard_table_formats_each_unit(star_warehouse, euros):
+    from crm_helpers import display
+
     dashboard = kpis.kpi_dashboard(wh.connect(star_warehouse, read_only=True), "2025-12")
-    shown = plots.dashboard_table(dashboard).data.set_index("kpi")
-    assert shown.loc["aov", "unit"] == "€ per order"
+    shown = plots.dashboard_table(dashboard).data
+    assert shown.loc["Average order value", "Unit"] == "€ per order"
     row = dashboard.set_index("kpi").loc["retention_rate"]
     html = plots.dashboard_table(dashboard).to_html()
-    assert f"{row['current']:.1%}" in html and f"{row['change'] * 100:+.1f} pts" in html
+    points = display.fmt(abs(row["change"]) * 100, "number", 1)
+    assert display.fmt(row["current"], "rate") in html and f"{points} pts" in html

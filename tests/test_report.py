@@ -19,7 +19,7 @@ import duckdb
 import nbformat
 import pytest
 
-from crm_helpers import reports
+from crm_helpers import plots, reports
 from crm_helpers import warehouse as wh
 from crm_helpers.information import kpis
 from crm_helpers.information import report as numbers
@@ -121,11 +121,11 @@ def test_the_commentary_quotes_the_three_largest_movements(small_warehouse):
     report = numbers.compute(small_warehouse, bounds)
     moves = numbers.movements(report.table, n=len(numbers.MOVEMENT_KPIS))
     assert moves["pct"].abs().is_monotonic_decreasing and len(report.moves) == 3
-    settings = wh.settings(small_warehouse)
-    lines = numbers.commentary(report.moves, bounds, settings)
+    plots.set_currency(wh.settings(small_warehouse))
+    lines = numbers.commentary(report.moves, bounds)
     top = report.moves.iloc[0]
     assert lines[0].startswith(numbers.kpi_name(top.kpi).capitalize())
-    assert f"{abs(top.pct):.1%}" in lines[0] and numbers.fmt(top.current, top.kpi, settings) in lines[0]
+    assert f"{abs(top.pct):.1%}" in lines[0] and numbers.fmt(top.current, top.kpi) in lines[0]
 
 
 def test_filters_keep_the_region_and_the_segment(filtered, small_warehouse):
@@ -304,3 +304,10 @@ def test_the_report_renders_in_a_browser_with_its_charts(runs):
               if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
     assert not errors, errors
     assert not re.search(r"Traceback|data-mime-type=\"application/vnd\.jupyter\.(stderr|error)", dom)
+
+
+def test_concentration_counts_the_active_customers_of_the_kpis(small_warehouse):
+    bounds = numbers.check_request(small_warehouse, ["2025-Q4"], "quarter")[0]
+    report = numbers.compute(small_warehouse, bounds)
+    assert len(report.ranked) == report.table.loc["active_customers", "current"]
+    assert report.ranked["customer_id"].is_unique and report.ranked["revenue"].is_monotonic_decreasing

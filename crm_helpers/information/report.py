@@ -21,7 +21,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from crm_helpers import periods
+from crm_helpers import display, periods
 from crm_helpers import warehouse as wh
 from crm_helpers.information import kpis, olap, rfm, star
 
@@ -255,17 +255,19 @@ def customer_flows(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def top_customers(con, bounds: periods.PeriodBounds, where: Slice = Slice()) -> pd.DataFrame:
-    """Customers ranked by net revenue in the period (largest first), by pseudonymous key only.
+    """The period's active customers ranked by net revenue (largest first), by pseudonymous key only.
 
     Columns customer_id, revenue, customer_share, revenue_share (:func:`kpis.ranked_shares`):
-    the base of the concentration figures. No name or contact detail is read.
+    the base of the concentration figures; a customer with only returns in the period is not
+    among them (as in the KPIs). No name or contact detail is read.
     """
     args = slice_filters(con, bounds, where)
     lines = kpis.kpi_lines(con, bounds.granularity, None, args.get("customer_attributes"),
                                    args.get("where"))
     lines = lines.filter(bounds.contains(lines.order_date))
-    cust = lines.group_by("customer_id").aggregate(revenue=lines.line_amount.sum().cast("float64"))
-    return kpis.ranked_shares(cust.to_pandas(), "revenue")
+    cust = lines.group_by("customer_id").aggregate(revenue=lines.line_amount.sum().cast("float64"),
+                                                   bought=lines.is_purchase.any())
+    return kpis.ranked_shares(cust.filter(cust.bought).drop("bought").to_pandas(), "revenue")
 
 
 def cube_slice(con, bounds: periods.PeriodBounds, where: Slice = Slice(), measure: str = "revenue") -> pd.DataFrame:
@@ -360,9 +362,8 @@ def compute(warehouse, bounds: periods.PeriodBounds, where: Slice = Slice()) -> 
 
 # --- words ------------------------------------------------------------------------------------
 
-#: Each KPI's display unit (``crm_helpers.display``'s names): count, money, rate or number.
-DISPLAY_UNITS = {kpi: "money" if unit.startswith(star.MONEY) else "rate" if unit == "%" else
-                 "count" if unit in ("customers", "orders") else "number" for kpi, unit in kpis.KPI_UNITS.items()}
+#: Each KPI's display unit (:mod:`crm_helpers.display`): count, money, rate or number.
+DISPLAY_UNITS = {kpi: display.unit_of(unit) for kpi, unit in kpis.KPI_UNITS.items()}
 #: How a KPI is named in a sentence.
 KPI_NAMES = {"aov": "average order value", "top20_revenue_share": "revenue share of the top 20% of customers"}
 
@@ -372,18 +373,9 @@ def kpi_name(kpi: str) -> str:
     return KPI_NAMES.get(kpi, kpi.replace("_", " "))
 
 
-def fmt(value, kpi: str, settings) -> str:
-    """A KPI value for a sentence, in its unit: money in the settings' currency, rates as %, counts whole."""
-    unit = DISPLAY_UNITS.get(kpi, "number")
-    if pd.isna(value):
-        return "–"
-    if unit == "money":
-        return settings.money(value, 0 if abs(value) >= 1000 else 2)
-    if unit == "rate":
-        return f"{value:.1%}"
-    if unit == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
+def fmt(value, kpi: str) -> str:
+    """A KPI value for a sentence, in its unit (:func:`crm_helpers.display.fmt`)."""
+    return display.fmt(value, DISPLAY_UNITS.get(kpi, display.NUMBER))
 
 
 def comparison_name(bounds: periods.PeriodBounds, which: str) -> str:
@@ -391,40 +383,34 @@ def comparison_name(bounds: periods.PeriodBounds, which: str) -> str:
     return f"{bounds.previous} (previous period)" if which == "previous" else f"{bounds.year_earlier} (a year earlier)"
 
 
-def change_words(current, before, kpi: str, settings) -> str:
-    """``up 12.3% from £1,200 to £1,348``, ``unchanged at 72``, or ``not measured``."""
-    if pd.isna(current) or pd.isna(before):
-        return "not measured"
-    if current == before:
-        return f"unchanged at {fmt(current, kpi, settings)}"
-    verb = "up" if current > before else "down"
-    pct = f" {abs(current - before) / abs(before):.1%}" if before else ""
-    return f"{verb}{pct} from {fmt(before, kpi, settings)} to {fmt(current, kpi, settings)}"
+def headline_view(table: pd.DataFrame, bounds: periods.PeriodBounds) -> pd.DataFrame:
+    """The headline KPIs for reading: the value in the period and its change against each comparison,
+    in words (:func:`crm_helpers.display.change`; rates move in percentage points)."""
+    def change(kpi, which):
+        return display.change(table.loc[kpi, "current"], table.loc[kpi, which], DISPLAY_UNITS[kpi])
 
-
-def headline_view(table: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> pd.DataFrame:
-    """The headline KPIs for reading: value in the period and its change against each comparison, in words."""
     rows = {kpi_name(k).capitalize(): {
-        bounds.label: fmt(table.loc[k, "current"], k, settings),
-        f"against {comparison_name(bounds, 'previous')}": change_words(table.loc[k, "current"], table.loc[k, "previous"], k, settings),
-        f"against {comparison_name(bounds, 'year_earlier')}": change_words(table.loc[k, "current"], table.loc[k, "year_earlier"], k, settings),
+        bounds.label: fmt(table.loc[k, "current"], k),
+        f"against {comparison_name(bounds, 'previous')}": change(k, "previous"),
+        f"against {comparison_name(bounds, 'year_earlier')}": change(k, "year_earlier"),
     } for k in HEADLINE_KPIS + ["lapsed_customers", "top20_revenue_share"]}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("KPI")
 
 
-def commentary(moves: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> list[str]:
+def commentary(moves: pd.DataFrame, bounds: periods.PeriodBounds) -> list[str]:
     """The largest movements (:func:`movements`) as sentences, each with its numbers."""
-    return [f"{kpi_name(m.kpi).capitalize()} {'rose' if m.pct > 0 else 'fell'} {abs(m.pct):.1%} against "
-            f"{comparison_name(bounds, m.comparison)}, from {fmt(m.before, m.kpi, settings)} to "
-            f"{fmt(m.current, m.kpi, settings)}." for m in moves.itertuples()]
+    return [f"{kpi_name(m.kpi).capitalize()} {'rose' if m.pct > 0 else 'fell'} {display.fmt(abs(m.pct), display.RATE)} "
+            f"against {comparison_name(bounds, m.comparison)}, from {fmt(m.before, m.kpi)} to "
+            f"{fmt(m.current, m.kpi)}." for m in moves.itertuples()]
 
 
-def concentration_words(ranked: pd.DataFrame, bounds: periods.PeriodBounds, settings) -> str:
+def concentration_words(ranked: pd.DataFrame, bounds: periods.PeriodBounds) -> str:
     """One sentence on the period's revenue concentration (the KPI's top-20% rule)."""
     top = kpis.top_count(len(ranked))
-    return (f"In {bounds.label}, {len(ranked):,} customers bought; the top {top:,} of them "
-            f"({kpis.TOP_SHARE:.0%}) made {kpis.top_share(ranked):.1%} of the revenue "
-            f"({settings.money(ranked['revenue'].sum(), 0)}).")
+    return (f"In {bounds.label}, {display.fmt(len(ranked), display.COUNT)} customers bought; the top "
+            f"{display.fmt(top, display.COUNT)} of them ({display.fmt(kpis.TOP_SHARE, display.RATE, 0)}) made "
+            f"{display.fmt(kpis.top_share(ranked), display.RATE)} of their net revenue "
+            f"({display.fmt(ranked['revenue'].sum(), display.MONEY)}).")
 
 
 def quality_words(quality: pd.DataFrame) -> str:
@@ -433,7 +419,8 @@ def quality_words(quality: pd.DataFrame) -> str:
         return "No file of this period was loaded, so there is no load to check."
     worse = quality[quality["quarantine_rate"] > quality["usual_rate"]]
     if worse.empty:
-        return (f"{int(quality['files'].sum()):,} files of this period from {len(quality)} sources; no source "
+        return (f"{display.fmt(quality['files'].sum(), display.COUNT)} files of this period from {len(quality)} sources; no source "
                 "quarantined more than its usual rate.")
-    listed = "; ".join(f"{s}: {r.quarantine_rate:.2%} against {r.usual_rate:.2%} usually" for s, r in worse.iterrows())
+    listed = "; ".join(f"{s}: {display.fmt(r.quarantine_rate, display.RATE, 2)} against "
+                       f"{display.fmt(r.usual_rate, display.RATE, 2)} usually" for s, r in worse.iterrows())
     return f"Sources quarantining more of this period's rows than usual: {listed}."

@@ -1,0 +1,156 @@
+"""The display layer: each unit reads as a manager expects, in the declared currency and locale."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from crm_helpers import display, plots  # noqa: E402
+from crm_helpers.config import Settings  # noqa: E402
+
+NBSP, NNBSP = "\xa0", "\u202f"
+
+
+@pytest.fixture
+def pounds():
+    before = plots.current_settings()
+    yield plots.set_currency(Settings())
+    plots.set_currency(before)
+
+
+@pytest.fixture
+def french_shop():
+    """The README's French example shop: euros, French locale."""
+    before = plots.current_settings()
+    yield plots.set_currency(Settings(currency="EUR", country="FR", timezone="Europe/Paris", locale="fr_FR"))
+    plots.set_currency(before)
+
+
+@pytest.mark.parametrize("value, unit, shown", [
+    (1234.0, "count", "1,234"), (474.0, "count", "474"), (1234.4, "money", "£1,234"), (12.5, "money", "£12.50"),
+    (0.488, "rate", "48.8%"), (12, "days", "12 days"), (1, "days", "1 day"), (2.5, "number", "2.50"),
+    (pd.Timestamp("2025-11-03"), "date", "3 Nov 2025"), ("2025-11", "date", "2025-11"), ("shop", "text", "shop"),
+    (np.nan, "count", "–"), (None, "money", "–"), (pd.NaT, "date", "–"),
+    (0.25, "%", "25.0%"), (99.0, "¤ per order", "£99.00"), (7.0, "customers", "7"),
+])
+def test_fmt_each_unit(pounds, value, unit, shown):
+    assert display.fmt(value, unit) == shown
+
+
+def test_fmt_decimals(pounds):
+    assert display.fmt(0.4876, "rate", 0) == "49%"
+    assert display.fmt(1234.5, "money", 2) == "£1,234.50"
+
+
+def test_french_shop_in_euros(french_shop):
+    assert display.fmt(1234.4, "money") == f"1{NNBSP}234{NBSP}€"
+    assert display.fmt(12.5, "money") == f"12,50{NBSP}€"
+    assert display.fmt(0.488, "rate") == f"48,8{NBSP}%"
+    assert display.fmt(1234, "count") == f"1{NNBSP}234"
+    html = display.table(pd.DataFrame({"shop": ["Lyon"], "revenue": [12.5]}), {"revenue": "money"}).to_html()
+    assert "€" in html and "£" not in html
+
+
+def test_change_in_words(pounds):
+    assert display.change(1348, 1200, "money") == "up 12.3% (from £1,200 to £1,348)"
+    assert display.change(0.467, 0.488, "rate") == "down 2.1 percentage points (from 48.8% to 46.7%)"
+    assert display.change(5, 5, "count") == "unchanged"
+    assert display.change(3, 0, "count") == "up from 0 to 3"
+    assert "no earlier value" in display.change(3, math.nan, "count")
+
+
+def _cells(styler) -> pd.DataFrame:
+    """The table as displayed: headers, index and cell texts."""
+    return pd.read_html(__import__("io").StringIO(styler.to_html()))[0]
+
+
+def test_table_formats_units_index_and_columns(pounds):
+    loads = pd.DataFrame({
+        "source": ["shop", "web", "crm"], "grouping_id": [0, 0, 1], "read_rows": [474.0, 12.0, 1200.0],
+        "revenue": [1234.567, np.nan, 20.0], "quarantine_rate": [0.488, 0.01, 0.0],
+        "comment": ["a rule " * 30, "", "ok"],
+    })
+    styler = display.table(loads, {"revenue": "money", "quarantine_rate": "rate"}, index="source",
+                           names={"read_rows": "Rows read"})
+    html = styler.to_html()
+    for shown in ("474", "1,200", "£1,235", "48.8%", "0.0%", "–", "Rows read", "Quarantine rate", "Source"):
+        assert shown in html, shown
+    for hidden in ("474.0", "grouping", "nan", "NaN", "0.488", "read_rows"):
+        assert hidden not in html, hidden
+    assert "white-space: normal" in html  # long text wraps
+    only = display.table(loads, {"revenue": "money"}, index="source", columns=["revenue"]).to_html()
+    assert "Revenue" in only and "Read rows" not in only and "Comment" not in only
+
+
+def test_table_hides_a_raw_index(pounds):
+    frame = pd.DataFrame({"segment": ["a", "b"], "customers": [3.0, 4.0]}, index=[4, 8])
+    html = display.table(frame).to_html()
+    assert "row_heading" not in html and ">3<" in html and ">4<" in html
+
+
+def test_headers():
+    assert display.header("revenue_share") == "Revenue share"
+    assert display.header("customer_id") == "Customer ID"
+    assert display.header("aov") == "Average order value"
+
+
+def _chart():
+    fig, ax = plt.subplots(figsize=(6, 4))
+    periods = [f"2025-{m:02d}" for m in range(1, 13)]
+    ax.plot(periods, np.linspace(0.49, 0.62, 12), label="top 20% share of revenue")
+    ax.plot(periods, np.linspace(0.50, 0.60, 12), label="same month a year earlier")
+    return fig, ax
+
+
+def test_finish_puts_the_legend_outside_the_data(pounds):
+    fig, ax = _chart()
+    plots.finish(ax, "Revenue share of top 20% customers", x="period", y="share of revenue", yunit="rate")
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent())
+    assert ax.get_ylabel() == "share of revenue (%)"
+    assert all("%" in t.get_text() for t in ax.get_yticklabels() if t.get_text())
+
+
+def test_finish_notes_a_truncated_axis(pounds):
+    fig, ax = _chart()
+    plots.finish(ax, "Share", y="share", yunit="rate")
+    notes = [t.get_text() for t in ax.texts]
+    assert any("y axis starts at 4" in n and "not zero" in n for n in notes), notes
+    fig, ax = _chart()
+    ax.set_ylim(0, 1)
+    plots.finish(ax, "Share", y="share", yunit="rate")
+    assert not ax.texts
+    fig, ax = _chart()
+    plots.finish(ax, "Share", y="share", yunit="rate", truncated=False)
+    assert not ax.texts
+
+
+def test_finish_whole_number_ticks_for_counts(pounds):
+    fig, ax = plt.subplots()
+    reasons = pd.DataFrame({"reason": ["amount is not a number in the line_amount column", "bad date", "x"],
+                            "rows": [1, 3, 2]})
+    sns.barplot(data=reasons, x="rows", y="reason", ax=ax)
+    plots.finish(ax, "Quarantined rows by reason", x="rows", xunit="count", legend=None)
+    fig.canvas.draw()
+    ticks = ax.get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+    assert all("." not in t.get_text() for t in ax.get_xticklabels())
+    assert max(len(line) for t in ax.get_yticklabels() for line in t.get_text().split("\n")) <= 28
+
+
+def test_finish_money_ticks_in_the_currency(french_shop):
+    fig, ax = plt.subplots()
+    ax.bar(["north", "south"], [1200.0, 3400.0])
+    plots.finish(ax, "Revenue by region", x="region", y="revenue", yunit="money")
+    fig.canvas.draw()
+    assert ax.get_ylabel() == "revenue (€)"
+    assert any("€" in t.get_text() for t in ax.get_yticklabels())
