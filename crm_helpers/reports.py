@@ -265,7 +265,7 @@ def _index_cell(kpi: str, value, figures: dict) -> str:
     if kpi in ("revenue", "aov"):
         return config.Settings(currency=figures.get("currency", "GBP"),
                                locale=figures.get("locale", "en_GB")).money(value, 0 if kpi == "revenue" else 2)
-    if kpi.endswith("_rate") or kpi.endswith("_share"):
+    if kpi.endswith(("_rate", "_share")):
         return f"{value:.1%}"
     return f"{value:,.0f}"
 

@@ -36,7 +36,7 @@ def crm(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env.setdefault("MPLBACKEND", "Agg")
     return subprocess.run([sys.executable, "-m", "crm_helpers.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +275,7 @@ def chromium() -> str:
     if not shutil.which("apt-get") or os.geteuid() != 0:
         pytest.skip("chromium is not installed and apt-get is not available to install it (as root)")
     install = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                             capture_output=True, text=True, timeout=900)
+                             capture_output=True, text=True, timeout=900, check=False)
     if install.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"apt-get could not install chromium: {install.stderr.strip().splitlines()[-1:]}")
     return shutil.which("chromium")
