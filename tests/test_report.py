@@ -311,3 +311,12 @@ def test_concentration_counts_the_active_customers_of_the_kpis(small_warehouse):
     report = numbers.compute(small_warehouse, bounds)
     assert len(report.ranked) == report.table.loc["active_customers", "current"]
     assert report.ranked["customer_id"].is_unique and report.ranked["revenue"].is_monotonic_decreasing
+
+
+def test_the_concentration_sentence_quotes_the_kpi(small_warehouse):
+    bounds = numbers.check_request(small_warehouse, ["2025-11"], "month")[0]
+    table = numbers.compute(small_warehouse, bounds).table
+    plots.set_currency(wh.settings(small_warehouse))
+    sentence = numbers.concentration_words(table, bounds)
+    assert numbers.display.fmt(table.loc["top20_revenue_share", "current"], "rate") in sentence
+    assert f"{table.loc['active_customers', 'current']:,.0f} customers bought" in sentence

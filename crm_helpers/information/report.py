@@ -404,13 +404,15 @@ def commentary(moves: pd.DataFrame, bounds: periods.PeriodBounds) -> list[str]:
             f"{fmt(m.current, m.kpi)}." for m in moves.itertuples()]
 
 
-def concentration_words(ranked: pd.DataFrame, bounds: periods.PeriodBounds) -> str:
-    """One sentence on the period's revenue concentration (the KPI's top-20% rule)."""
-    top = kpis.top_count(len(ranked))
-    return (f"In {bounds.label}, {display.fmt(len(ranked), display.COUNT)} customers bought; the top "
-            f"{display.fmt(top, display.COUNT)} of them ({display.fmt(kpis.TOP_SHARE, display.RATE, 0)}) made "
-            f"{display.fmt(kpis.top_share(ranked), display.RATE)} of their net revenue "
-            f"({display.fmt(ranked['revenue'].sum(), display.MONEY)}).")
+def concentration_words(table: pd.DataFrame, bounds: periods.PeriodBounds) -> str:
+    """One sentence on the period's revenue concentration, from the KPIs (:func:`headline`), so it
+    quotes the same top-20% share as the headline table."""
+    active = table.loc["active_customers", "current"]
+    return (f"In {bounds.label}, {display.fmt(active, display.COUNT)} customers bought; the top "
+            f"{display.fmt(kpis.top_count(int(active)), display.COUNT)} of them "
+            f"({display.fmt(kpis.TOP_SHARE, display.RATE, 0)}) made "
+            f"{display.fmt(table.loc['top20_revenue_share', 'current'], display.RATE)} of the period's net revenue "
+            f"({display.fmt(table.loc['revenue', 'current'], display.MONEY)}).")
 
 
 def quality_words(quality: pd.DataFrame) -> str:
