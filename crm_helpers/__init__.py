@@ -24,11 +24,9 @@ def setup_notebook(seed: int = 42, dpi: int = 100, warehouse=None, data_dir=None
 
     settings = config.load_settings(config.sources_yml(data_dir) if data_dir else None)
     try:
-        con = wh.connect(warehouse, read_only=True)  # read and let go: a kernel must not hold the lock
+        with wh.reading(warehouse) as con:  # read and let go: a kernel must not hold the lock
+            if "setting" in con.list_tables():
+                settings = wh.settings(con)
     except wh.WarehouseMissing:
-        con = None
-    if con is not None:
-        if "setting" in con.list_tables():
-            settings = wh.settings(con)
-        con.disconnect()
+        pass
     return plots.setup_notebook(seed=seed, dpi=dpi, settings=settings)

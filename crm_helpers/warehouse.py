@@ -13,6 +13,7 @@ import os
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -62,10 +63,19 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBack
     if not read_only:
         config.private_files()  # the warehouse holds personal data: owner-only files
         path.parent.mkdir(parents=True, exist_ok=True)
+    con = _wait_for_lock(path, lambda: ibis.duckdb.connect(str(path), read_only=read_only,
+                                                           memory_limit=config.memory_limit()))
+    if not read_only and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    return con
+
+
+def _wait_for_lock(path: Path, open_) -> BaseBackend:
+    """``open_()`` retried while another process holds ``path``'s lock, up to the lock timeout."""
     waited, deadline = 0.05, time.monotonic() + config.lock_timeout()
     while True:
         try:
-            con = ibis.duckdb.connect(str(path), read_only=read_only, memory_limit=config.memory_limit())
+            con = open_()
             break
         except duckdb.IOException as err:
             if "lock" not in str(err).lower():
@@ -75,9 +85,68 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBack
                                     f"{config.lock_timeout():g} s (CRM_LOCK_TIMEOUT)") from None
             time.sleep(waited)
             waited = min(waited * 2, 1.0)
-    if not read_only and path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
     con.raw_sql("SET TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def reading(path: Path | str | None = None):
+    """A read-only connection for the ``with`` block only, so no other process waits on it for long."""
+    con = connect(path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.disconnect()
+
+
+class _PerCell:
+    """Opens a connection before each notebook cell and closes it after (IPython's cell events)."""
+
+    def __init__(self, con: BaseBackend, path: Path):
+        self.con, self.path = con, path
+
+    def pre_run_cell(self, info=None) -> None:
+        """Reopen the connection (waiting for a writer's lock like :func:`connect`)."""
+        def reopen():
+            self.con.reconnect()
+            return self.con
+        _wait_for_lock(self.path, reopen)
+
+    def post_run_cell(self, result=None) -> None:
+        """Let go of the warehouse between cells."""
+        self.con.disconnect()
+
+
+_per_cell: list[_PerCell] = []
+
+
+def per_cell(path: Path | str | None = None) -> BaseBackend:
+    """A read-only connection that is open only while a notebook cell runs.
+
+    An open notebook kernel then never holds the warehouse between cells, so ``crm collect`` or
+    ``crm integrate`` can write while an analyst reads; a cell that starts during a write waits
+    for it (up to the lock timeout). Ibis expressions built in one cell still run in the next.
+    Temporary tables do not survive from one cell to the next. Outside IPython this is a plain
+    read-only connection. Calling it again replaces the previous per-cell connection.
+    """
+    path = Path(path or config.warehouse_path())
+    con = connect(path, read_only=True)
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is None:
+        return con
+    while _per_cell:
+        old = _per_cell.pop()
+        for event in ("pre_run_cell", "post_run_cell"):
+            shell.events.unregister(event, getattr(old, event))
+        old.con.disconnect()
+    hooks = _PerCell(con, path)
+    shell.events.register("pre_run_cell", hooks.pre_run_cell)
+    shell.events.register("post_run_cell", hooks.post_run_cell)
+    _per_cell.append(hooks)
     return con
 
 
@@ -130,6 +199,12 @@ def source_roles(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
     return roles.astype({"role": object}).where(roles.notna(), None)
 
 
-def needs_integration(con: BaseBackend) -> bool:
-    """True while the warehouse has no single customer view yet (``crm integrate`` has not run)."""
-    return "dim_customer" not in con.list_tables()
+def needs_integration(con: BaseBackend | str | Path | None = None) -> bool:
+    """True while the warehouse has no single customer view yet (``crm integrate`` has not run).
+
+    Given a path (or ``None``), the warehouse is opened read-only just for the question.
+    """
+    if isinstance(con, BaseBackend):
+        return "dim_customer" not in con.list_tables()
+    with reading(con) as opened:
+        return "dim_customer" not in opened.list_tables()
