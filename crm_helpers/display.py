@@ -182,18 +182,24 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
     shown = list(columns) if columns is not None else [c for c in data.columns if c not in INTERNAL_COLUMNS
                                                          and not str(c).startswith("_")]
     data = data[shown]
-    places = decimals if isinstance(decimals, dict) else {c: decimals for c in data.columns}
-    formats = {}
+    places = decimals if isinstance(decimals, dict) else dict.fromkeys(data.columns, decimals)
+    formats, text = {}, []
     for col in data.columns:
-        unit = units.get(col) or _infer_unit(data[col])
-        formats[col] = _formatter(data[col], unit, places.get(col))
+        key = col[0] if isinstance(col, tuple) else col  # a pivot's columns: (measure, member)
+        unit = units.get(col) or units.get(key) or _infer_unit(data[col])
+        text += [col] if unit in (TEXT, DATE) else []
+        block = pd.Series(data[key].to_numpy().ravel()) if isinstance(col, tuple) else data[col]
+        formats[col] = _formatter(block if unit == MONEY else data[col], unit, places.get(col, places.get(key)))
     if not isinstance(data.index, pd.RangeIndex):
-        data.index.names = [header(n) if n is not None else None for n in data.index.names]
+        data.index.names = [(names or {}).get(n, header(n)) if n is not None else None for n in data.index.names]
         units = {**units, **{header(k): v for k, v in units.items()}}
-    style = data.style.format(formats, na_rep=MISSING)
+    data.columns.names = [header(n) if n is not None else None for n in data.columns.names]
+    style = data.style.format(formats, na_rep=MISSING).set_properties(subset=text, **{"text-align": "left"})
     style = _format_index(style, data, units)
-    labels = {c: (names or {}).get(c, header(c)) for c in data.columns}
-    style = style.relabel_index([labels[c] for c in data.columns], axis="columns")
+    if isinstance(data.columns, pd.MultiIndex):
+        style = style.format_index(lambda c: (names or {}).get(c, header(c)), axis="columns")
+    else:
+        style = style.relabel_index([(names or {}).get(c, header(c)) for c in data.columns], axis="columns")
     if caption:
         style = style.set_caption(caption)
     return style.set_table_styles(_TABLE_CSS, overwrite=False)
@@ -248,3 +254,9 @@ def change(new, old, unit: str) -> str:
     if old == 0:
         return f"{word} {span}"
     return f"{word} {fmt(abs(new / old - 1), RATE)} ({span})"
+
+
+def span(first, last, unit: str = DATE) -> str:
+    """Two dates in words: ``between 3 Nov 2025 and 5 Dec 2025``, or ``on 3 Nov 2025`` when they are the same day."""
+    first_text, last_text = fmt(first, unit), fmt(last, unit)
+    return f"on {first_text}" if first_text == last_text else f"between {first_text} and {last_text}"
