@@ -35,6 +35,9 @@ HEADERS = {
     "top20_revenue_share": "Revenue share of top 20% customers",
     "clv": "CLV",
     "kpi": "KPI",
+    "email_opt_in": "E-mail opt-in",
+    "sms_opt_in": "SMS opt-in",
+    "email": "E-mail",
 }
 _ACRONYMS = {"id": "ID", "rfm": "RFM", "kpi": "KPI", "aov": "AOV", "clv": "CLV", "url": "URL", "pct": "%"}
 
@@ -157,6 +160,8 @@ def _formatter(series: pd.Series, unit: str, decimals: int | None):
     """A one-argument formatter for a whole column (money decimals chosen once for the column)."""
     if unit == MONEY and decimals is None:
         decimals = money_decimals(series) if series.notna().any() else 2
+    if pd.api.types.is_bool_dtype(series):
+        return lambda v: MISSING if _missing(v) else ("yes" if v else "no")
     if unit == DAYS:  # the header says days; each cell is just the number
         return lambda v: MISSING if _missing(v) else _number(float(v), decimals or 0)
     return lambda v: fmt(v, unit, decimals)
@@ -190,12 +195,14 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
         text += [col] if unit in (TEXT, DATE) else []
         block = pd.Series(data[key].to_numpy().ravel()) if isinstance(col, tuple) else data[col]
         formats[col] = _formatter(block if unit == MONEY else data[col], unit, places.get(col, places.get(key)))
-    if not isinstance(data.index, pd.RangeIndex):
+    raw = not index and (isinstance(data.index, pd.RangeIndex) or (
+        data.index.names == [None] and pd.api.types.is_integer_dtype(data.index) and data.index.is_unique))
+    if not raw:
         data.index.names = [(names or {}).get(n, header(n)) if n is not None else None for n in data.index.names]
         units = {**units, **{header(k): v for k, v in units.items()}}
     data.columns.names = [header(n) if n is not None else None for n in data.columns.names]
     style = data.style.format(formats, na_rep=MISSING).set_properties(subset=text, **{"text-align": "left"})
-    style = _format_index(style, data, units)
+    style = style.hide(axis="index") if raw else _format_index(style, data, units)
     if isinstance(data.columns, pd.MultiIndex):
         style = style.format_index(lambda c: (names or {}).get(c, header(c)), axis="columns")
     else:
@@ -206,11 +213,8 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
 
 
 def _format_index(style, data: pd.DataFrame, units: dict[str, str]):
-    """Hide a meaningless 0..n index; otherwise give its levels readable names and formats."""
+    """Format the index levels of a table that has a meaningful index (dates, money... as in the cells)."""
     idx = data.index
-    if isinstance(idx, pd.RangeIndex) or (idx.names == [None] and pd.api.types.is_integer_dtype(idx)
-                                          and idx.is_monotonic_increasing and idx.is_unique):
-        return style.hide(axis="index")
     for level, name in enumerate(idx.names):
         values = idx.get_level_values(level).to_series()
         unit = units.get(name) or (_infer_unit(values) if pd.api.types.is_numeric_dtype(values)
@@ -221,7 +225,7 @@ def _format_index(style, data: pd.DataFrame, units: dict[str, str]):
 
 
 _TABLE_CSS = [
-    {"selector": "td", "props": "max-width: 22em; white-space: normal; overflow-wrap: anywhere; text-align: right;"},
+    {"selector": "td", "props": "max-width: 22em; white-space: normal; overflow-wrap: break-word;"},
     {"selector": "th", "props": "max-width: 16em; white-space: normal; text-align: left;"},
     {"selector": "caption", "props": "caption-side: top; font-weight: bold; text-align: left;"},
 ]
