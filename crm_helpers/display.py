@@ -264,3 +264,8 @@ def span(first, last, unit: str = DATE) -> str:
     """Two dates in words: ``between 3 Nov 2025 and 5 Dec 2025``, or ``on 3 Nov 2025`` when they are the same day."""
     first_text, last_text = fmt(first, unit), fmt(last, unit)
     return f"on {first_text}" if first_text == last_text else f"between {first_text} and {last_text}"
+
+
+def count_of(n, thing: str, things: str | None = None) -> str:
+    """A count with its noun: ``1 customer``, ``1,234 customers`` (``things``: an irregular plural)."""
+    return f"{fmt(n, COUNT)} {thing if n == 1 else things or thing + 's'}"
