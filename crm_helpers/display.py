@@ -201,7 +201,9 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
         data.index.names = [(names or {}).get(n, header(n)) if n is not None else None for n in data.index.names]
         units = {**units, **{header(k): v for k, v in units.items()}}
     data.columns.names = [header(n) if n is not None else None for n in data.columns.names]
-    style = data.style.format(formats, na_rep=MISSING).set_properties(subset=text, **{"text-align": "left"})
+    style = data.style.format(formats, na_rep=MISSING)
+    if data.index.is_unique and data.columns.is_unique:  # Styler cannot style cells of a non-unique index
+        style = style.set_properties(subset=text, **{"text-align": "left"})
     style = style.hide(axis="index") if raw else _format_index(style, data, units)
     if isinstance(data.columns, pd.MultiIndex):
         style = style.format_index(lambda c: (names or {}).get(c, header(c)), axis="columns")

@@ -188,3 +188,10 @@ def test_pareto_curve_draws_the_whale_it_describes(pounds):
     assert ax.get_ylim()[1] >= 1.3 and any("peak: 130.0% of profit" in t for t in ax.get_legend_handles_labels()[1])
     flat = ranked.assign(profit_share=np.minimum(ranked.profit_share, 1.0))
     assert plots.whale_peak(flat.customer_share.to_numpy(), flat.profit_share.to_numpy()) is None
+
+
+def test_table_with_a_repeated_index(pounds):
+    issues = pd.DataFrame({"source": ["crm", "crm"], "column_name": ["birth_date"] * 2, "issue": ["a", "b"],
+                           "values_nulled": [4, 3]})
+    html = display.table(issues, index=["source", "column_name"]).to_html()
+    assert ">4<" in html and ">3<" in html
