@@ -102,9 +102,8 @@ def fmt(value, unit: str, decimals: int | None = None) -> str:
     if unit == MONEY:
         return _settings().money(float(value), money_decimals(value) if decimals is None else decimals)
     if unit == RATE:
-        from babel.numbers import format_percent
-
         from babel import Locale
+        from babel.numbers import format_percent
 
         locale = _settings().locale
         pattern = with_decimals(Locale.parse(locale).percent_formats[None].pattern, 1 if decimals is None else decimals)

@@ -7,14 +7,14 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import seaborn as sns
 
-from crm_helpers import display, plots  # noqa: E402
-from crm_helpers.config import Settings  # noqa: E402
+from crm_helpers import display, plots
+from crm_helpers.config import Settings
 
 NBSP, NNBSP = "\xa0", "\u202f"
 
@@ -121,16 +121,16 @@ def test_finish_puts_the_legend_outside_the_data(pounds):
 
 
 def test_finish_notes_a_truncated_axis(pounds):
-    fig, ax = _chart()
+    _, ax = _chart()
     plots.finish(ax, "Share", y="share", yunit="rate")
     notes = [t.get_text() for t in ax.texts]
     assert any("y axis starts at 4" in n and "not zero" in n for n in notes), notes
     assert ax.get_title(loc="left") == "Share" or ax.get_title() == "Share"
-    fig, ax = _chart()
+    _, ax = _chart()
     ax.set_ylim(0, 1)
     plots.finish(ax, "Share", y="share", yunit="rate")
     assert not ax.texts
-    fig, ax = _chart()
+    _, ax = _chart()
     plots.finish(ax, "Share", y="share", yunit="rate", truncated=False)
     assert not ax.texts
 
