@@ -9,8 +9,10 @@ import subprocess
 import time
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+def run_measured(cmd: list[str], env: dict | None = None, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     """Run ``cmd`` in a new process; return (wall seconds, peak resident memory in MB).
+
+    An exit code outside ``ok`` raises ``RuntimeError``.
 
     Peak memory is the child's own maximum RSS (``wait4``), so each step is measured alone.
     """
@@ -18,7 +20,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) not in ok:
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {os.waitstatus_to_exitcode(status)}")
     return seconds, usage.ru_maxrss / 1024
 

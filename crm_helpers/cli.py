@@ -4,6 +4,7 @@
     crm collect --data data                               # raw exports -> staging tables
     crm integrate                                         # staging -> single customer view
     crm notebooks --out reports/workbook                  # run the numbered notebooks
+    crm forget 1234                                       # erase one person on request
 
 Paths default to the workbook's folders (:mod:`crm_helpers.config`). A mistake (a bad option
 value, a missing folder, a step run before the one it needs, a broken ``sources.yml``) ends in
@@ -32,13 +33,14 @@ def user_errors() -> tuple[type[Exception], ...]:
     Imported only when something failed, so that ``crm --help`` starts without pandas and Ibis.
     ``typer.TyperException`` covers typer's own: an unknown command or option, a value of the wrong type.
     """
+    from crm_helpers.data.erasure import UnknownCustomer
     from crm_helpers.data.sources import SourceError
     from crm_helpers.information.contracts import ContractFailed
     from crm_helpers.reports import NotebookFailed
     from crm_helpers.warehouse import WarehouseBusy, WarehouseMissing
 
     return (CommandError, config.ConfigError, config.WorkbookNotFound, SourceError, WarehouseMissing,
-            WarehouseBusy, ContractFailed, NotebookFailed, typer.TyperException)
+            WarehouseBusy, ContractFailed, NotebookFailed, UnknownCustomer, typer.TyperException)
 
 
 class Workbook(typer.Typer):
@@ -134,7 +136,7 @@ def collect(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Warehous
     audit = collect_mod.collect(data_dir, warehouse or config.warehouse_path(data_dir),
                                 sources_file=sources, progress=True, prune=prune)
     changed = audit[audit.status.isin(["loaded", "replaced"])]
-    shown = ["source", "file", "status", "rows_read", "rows_loaded", "rows_quarantined"]
+    shown = ["source", "file", "status", "rows_read", "rows_loaded", "rows_quarantined", "rows_erased"]
     typer.echo(changed[shown].to_string(index=False) if len(changed) else "nothing new to load")
     for line in collect_mod.summary(audit):
         problem = line.startswith(("rejected", "warning"))
@@ -156,6 +158,22 @@ def integrate(data: Optional[Path] = DataOpt, warehouse: Optional[Path] = Wareho
     summary = integrate_mod.integrate(wh, progress=True, **chosen)
     for key, value in summary.items():
         typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def forget(customer_id: str = typer.Argument(..., help="The person's customer_id in dim_customer."),
+           data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt):
+    """Erase one person on request from staging, quarantine and the star schema, in one transaction.
+
+    Their transactions are removed too; the erasure is logged in ``erasure_log`` with counts
+    and salted hashes of their source records, never their personal data, and a later
+    ``collect`` withholds their records. Their raw exports must be erased at the source.
+    """
+    from crm_helpers.data import erasure
+
+    wh = warehouse or config.warehouse_path(existing_data_dir(data) if data is not None else None)
+    require_staging(wh)
+    typer.echo(erasure.erasure_summary(erasure.forget(wh, customer_id), customer_id.strip()))
 
 
 @app.command()

@@ -8,6 +8,7 @@ numbers: which files loaded, rows read = loaded + quarantined for each, staging 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,26 @@ def test_a_zero_byte_file_is_rejected(world):
     assert audit.reason[NEW_POS] == "empty file (0 bytes)"
     assert (audit.status == "loaded").sum() == 10
     assert count(world, "load_audit", "status = 'rejected'") == 2
+
+
+def test_a_jsonl_file_of_garbage_lines_is_rejected_like_a_csv_of_garbage(world):
+    garbage = ["hello there", "not json, at all", "[1, 2]", "", "{broken"]
+    write(world, "webshop/orders_2024-08.jsonl", garbage)
+    audit = run(world).set_index("file")
+    assert audit.status["webshop/orders_2024-08.jsonl"] == "rejected"
+    assert audit.reason["webshop/orders_2024-08.jsonl"] == (
+        "not JSON lines: none of its 4 lines is a JSON object")
+    assert (audit.status == "loaded").sum() == 10 and count(world, "stg_order_line") == 5 + 3
+    assert sql(world, "SELECT status, rows_read, rows_loaded, rows_quarantined FROM load_audit "
+                      "WHERE file = 'webshop/orders_2024-08.jsonl'") == [("rejected", 0, 0, 0)]
+    assert count(world, "quarantine") == 0  # nothing of it kept, raw lines included
+    one_good = FILES["webshop/orders_2024-07.jsonl"][0]
+    write(world, "webshop/orders_2024-08.jsonl", [*garbage[:2], one_good])
+    audit = run(world).set_index("file")  # one good line: it loads, the garbage is quarantined
+    assert audit.loc["webshop/orders_2024-08.jsonl", ["status", "rows_read", "rows_loaded",
+                                                      "rows_quarantined"]].tolist() == [
+        "loaded", 3, 1, 2]
+    assert reconciliation(world / "warehouse.duckdb").balanced.all()
 
 
 def test_a_rejected_file_loads_once_it_is_fixed(world):
@@ -190,6 +211,20 @@ def test_a_bad_declaration_still_stops_with_exit_2(world):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: source 'webshop', file 'webshop/orders_2024-07.jsonl', "
                                     "column 'line_amount': invalid expression")
+
+
+def test_a_yaml_error_is_one_line_naming_file_and_line_and_changes_nothing(world):
+    run(world)
+    before = {t: count(world, t) for t in ["stg_order_line", "quarantine", "load_audit"]}
+    sources = world / "sources.yml"
+    sources.write_text(sources.read_text().replace("    files: pos/pos_*.csv",
+                                                   "    files: [pos/pos_*.csv"))
+    result = crm_collect(world)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert re.match(rf"error: {re.escape(str(sources))}, line \d+, column \d+: YAML syntax error",
+                    result.stderr)
+    assert {t: count(world, t) for t in before} == before
 
 
 def test_an_older_audit_gets_status_loaded(world):

@@ -281,3 +281,25 @@ def test_quarantine_keeps_raw_lines_only_for_the_retention_period(base):
     assert sql(base, "SELECT count(*), count(raw_record), min(reason) FROM quarantine") == [
         (1, 0, "quantity: zero (a return is a negative quantity) (quantity=0)")]
     assert_balanced(base)
+
+
+def test_a_superseded_record_takes_its_value_issues_with_it(base):
+    def nulled():  # value issues held, and the audit's count of them, per web file
+        return (sql(base, "SELECT file, record_no, column_name FROM value_issue ORDER BY ALL"),
+                sql(base, "SELECT file, values_nulled FROM load_audit WHERE source = 'webshop' "
+                          "ORDER BY file"))
+    write(base, POS, [POS_HEADER])
+    unsure = json.loads(web("W1", 1)) | {"marketing_opt_in": "maybe"}  # loaded as NULL, noted
+    write(base, WEB, [json.dumps(unsure), web("W1", 2)])
+    run(base)
+    assert nulled() == ([(WEB, 1, "email_opt_in")], [(WEB, 1)])
+    write(base, WEB_FIX, [web("W1", 1, quantity=1)])  # the correction supersedes line 1
+    run(base)
+    assert nulled() == ([], [(WEB, 0), (WEB_FIX, 0)])  # not loaded: nothing set aside
+    assert [q[:4] for q in quarantined(base, "webshop")] == [(WEB, 1, "W1:1", "superseded")]
+    assert_balanced(base)
+    write(base, WEB_FIX, [web("W2", 1)])  # the correction withdrawn: line 1 back, with its issue
+    run(base)
+    assert nulled() == ([(WEB, 1, "email_opt_in")], [(WEB, 1), (WEB_FIX, 0)])
+    assert quarantined(base, "webshop") == []
+    assert_balanced(base)

@@ -13,9 +13,11 @@ lands in the warehouse in one transaction per file:
   with its value, ``issue`` is the same without values (for counting), ``raw_record`` is the
   line as read (a superseded record: its staged values as JSON).
 - ``value_issue``: optional typed values that could not be parsed (or were implausible dates)
-  and were loaded as NULL; their record is loaded. Summarised by ``data_quality``.
+  and were loaded as NULL; their record is loaded (a superseded record takes its value issues
+  into quarantine with it). Summarised by ``data_quality``.
 - ``load_audit``: one row per file; ``rows_read`` (non-empty data lines, counted apart from the
-  parser) = ``rows_loaded`` + ``rows_quarantined``; ``derived`` lists the staging columns the
+  parser) = ``rows_loaded`` + ``rows_quarantined`` + ``rows_erased`` (records of people erased
+  by ``crm forget``, withheld: :mod:`crm_helpers.data.erasure`); ``derived`` lists the staging columns the
   source left unmapped and collect derived (``DERIVED``), with how. ``status`` is ``loaded``,
   ``rejected`` (a file-level problem, in ``reason``), ``deleted-kept`` (no longer in ``raw/``,
   rows kept) or ``pruned`` (no longer in ``raw/``, rows withdrawn by ``prune``). The counts are
@@ -30,7 +32,8 @@ describes a customer) is loaded into all of them or quarantined whole, so the au
 records. Dates outside ``YEARS``, or after the month in a file name like ``pos_2024-03.csv``, are
 implausible. A file is skipped when its name, content and source declaration are unchanged and
 it loaded; otherwise its earlier rows are replaced. A file that cannot be read (empty, garbage,
-wrong delimiter or encoding, a CSV whose quoted values span lines or never close) is rejected
+wrong delimiter or encoding, a CSV whose quoted values span lines or never close, a JSON-lines
+file in which no line is a JSON object) is rejected
 and the run goes on; a file loaded before keeps the rows of its earlier version until a
 readable one replaces them. A declaration that cannot be applied (``DeclarationError``) stops
 the run. Rows of files no longer in ``raw/`` are kept unless ``prune`` is given.
@@ -53,6 +56,7 @@ from tqdm.auto import tqdm
 
 from crm_helpers import config
 from crm_helpers import warehouse as wh
+from crm_helpers.data.erasure import withhold_erased
 from crm_helpers.data.integrity import resolve_key_conflicts
 from crm_helpers.data.reading import _stage
 from crm_helpers.data.sources import (
@@ -102,6 +106,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
     raw = config.raw_dir(data_dir)
     found = {name: _files(spec, raw) for name, spec in sources.items()}
     jobs = [(name, sources[name], path) for name, paths in found.items() for path in paths]
+    master = next((name for name, spec in sources.items() if spec["role"] == "customer_master"), None)
     missing = [_missing(name, spec, raw) for name, spec in sources.items() if not found[name]]
     backend = wh.connect(warehouse)
     con = backend.con  # collect parses in set-based DuckDB SQL
@@ -114,7 +119,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
             rel = path.relative_to(raw).as_posix()
             bar.set_postfix_str(rel, refresh=False)
             try:
-                rows.append(_collect_file(con, name, spec, path, rel))
+                rows.append(_collect_file(con, name, spec, path, rel, master))
             except DeclarationError:
                 raise
             except SourceError as err:  # the file changed nothing: record it, go on
@@ -130,7 +135,7 @@ def collect(data_dir: Path, warehouse: Path, sources_file: Path | None = None,
         except duckdb.Error:  # another connection is busy: it checkpoints later
             pass
         backend.disconnect()
-    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled"]  # empty if missing
+    counts = ["rows_read", "rows_loaded", "rows_quarantined", "values_nulled", "rows_erased"]  # empty if missing
     return pd.DataFrame(rows + missing, columns=AUDIT_COLUMNS).astype(dict.fromkeys(counts, "Int64"))
 
 
@@ -190,7 +195,9 @@ def _prepare(con) -> None:
     con.execute("ALTER TABLE stg_order_line ADD COLUMN IF NOT EXISTS product_name VARCHAR")
     for column in ["status", "reason"]:
         con.execute(f"ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+    con.execute("ALTER TABLE load_audit ADD COLUMN IF NOT EXISTS rows_erased BIGINT")
     con.execute("UPDATE load_audit SET status = 'loaded' WHERE status IS NULL")
+    con.execute("UPDATE load_audit SET rows_erased = 0 WHERE rows_erased IS NULL")
 
 
 def _record_declarations(con, settings, sources: dict) -> None:
@@ -211,8 +218,12 @@ def _record_declarations(con, settings, sources: dict) -> None:
         raise
 
 
-def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
-    """Load one file unless already loaded as is; replace a known file's earlier rows."""
+def _collect_file(con, name: str, spec: dict, path: Path, rel: str, master: str | None = None) -> dict:
+    """Load one file unless already loaded as is; replace a known file's earlier rows.
+
+    Records of a person erased by ``crm forget`` (``erased_record``; ``master``: the customer
+    master, whose ids campaign files use) are withheld and counted in ``rows_erased``.
+    """
     with open(path, "rb") as fh:
         fingerprint = hashlib.file_digest(fh, "sha256").hexdigest()  # streamed
     known = next(iter(_audit(con, "source = ? AND file = ?", [name, rel])), None)
@@ -231,8 +242,13 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str) -> dict:
             for table in [*STAGING_TABLES, *FILE_TABLES]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?", [name, rel])
         audit.update(_write(con, name, spec, rel, header, audit["loaded_at"]))
+        withheld = withhold_erased(con, name, spec, rel, master)
+        audit.update(rows_loaded=audit["rows_loaded"] - withheld["loaded"],
+                     rows_quarantined=audit["rows_quarantined"] - withheld["quarantined"],
+                     values_nulled=audit["values_nulled"] - withheld["nulled"],
+                     rows_erased=withheld["loaded"] + withheld["quarantined"])
         _resolve_key_conflicts(con, name, spec, audit)
-        if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"]:
+        if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["rows_erased"]:
             raise SourceError(name, rel, None, f"does not balance: {audit}")
         con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
@@ -258,7 +274,7 @@ def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:
         reason += "; the rows of its earlier version are kept"
     row = known or dict(source=name, file=rel, fingerprint=None, rows_read=0, rows_loaded=0,
                         rows_quarantined=0, loaded_at=datetime.now(UTC).replace(tzinfo=None),
-                        values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"])
+                        values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"], rows_erased=0)
     row = dict(row, status="rejected", reason=reason)
     with _transaction(con):
         _replace_audit_row(con, row)
@@ -275,7 +291,7 @@ def _gone(con, row: dict, prune: bool, spec: dict | None) -> dict:
                    reason=f"{where}: its {row['rows_read']} rows are kept (--prune withdraws them)")
     else:
         withdrawn = f"{where}: its {row['rows_read']} rows were withdrawn"
-        row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0,
+        row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0, rows_erased=0,
                    status="pruned", reason=withdrawn)
     with _transaction(con):
         if prune:
@@ -325,10 +341,12 @@ def _transaction(con):
 
 def _resolve_key_conflicts(con, name: str, spec: dict, audit: dict) -> None:
     """One version per key (``RULES``): the newest by file order stays, the others go to
-    quarantine; recounts ``load_audit`` of the files touched and this file's ``audit``."""
+    quarantine with their value issues; recounts ``load_audit`` of the files touched and this
+    file's ``audit``."""
     recounted = resolve_key_conflicts(con, name, spec, audit["file"], audit["loaded_at"])
     if audit["file"] in recounted:
-        audit["rows_loaded"], audit["rows_quarantined"] = recounted[audit["file"]]
+        counts = recounted[audit["file"]]
+        audit["rows_loaded"], audit["rows_quarantined"], audit["values_nulled"] = counts
 
 
 def _write(con, name: str, spec: dict, rel: str, header, loaded_at: datetime) -> dict:

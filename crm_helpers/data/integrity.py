@@ -6,17 +6,19 @@ appears with different values (a correction within a file, or a corrected re-exp
 file name), the version in the last file by name, then the last line, stays in staging; the
 others leave every staging table of the source and enter ``quarantine`` with issue
 ``superseded`` and reason ``superseded by <file>:<line>``. Their ``raw_record`` holds the staged
-values as JSON (``{"stg_<table>": {...}}``), so a superseded record comes back when the version
-that replaced it goes (its file replaced); one whose values were erased (a retention rule
-blanking ``raw_record``) stays quarantined. Exact duplicates (same values) stay:
-integrate removes them. ``load_audit`` of every file touched is recounted, so each balances.
+values as JSON (``{"stg_<table>": {...}, "value_issue": [...]}``): the record's value issues
+leave ``value_issue`` with it (a record not loaded has no values set aside), so a superseded
+record comes back whole when the version that replaced it goes (its file replaced); one whose
+values were erased (a retention rule blanking ``raw_record``) stays quarantined. Exact
+duplicates (same values) stay: integrate removes them. ``load_audit`` of every file touched is
+recounted (rows loaded, quarantined, values nulled), so each balances.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from crm_helpers.data.sources import RULES, STAGING, SUPERSEDED, _lit, _q
+from crm_helpers.data.sources import OTHER_TABLES, RULES, STAGING, SUPERSEDED, _lit, _q
 
 
 def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: datetime) -> dict:
@@ -24,8 +26,9 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
 
     Runs inside the transaction of ``file``, just written. Only the keys that can have changed
     are judged: those of ``file`` and of the superseded records put back first. Returns
-    ``{file: (rows_loaded, rows_quarantined)}`` recounted for the files whose rows moved; their
-    ``load_audit`` rows (if any yet) are updated. A source whose first table has no declared key returns ``{}``.
+    ``{file: (rows_loaded, rows_quarantined, values_nulled)}`` recounted for the files whose
+    rows moved; their ``load_audit`` rows (if any yet) are updated. A source whose first table
+    has no declared key returns ``{}``.
     """
     first = next(iter(spec["tables"]))
     key = RULES.get(first, {}).get("key")
@@ -37,15 +40,18 @@ def resolve_key_conflicts(con, name: str, spec: dict, file: str, loaded_at: date
     for moved in sorted(touched):
         counts[moved] = con.execute(
             f"SELECT (SELECT count(*) FROM stg_{first} WHERE source = $1 AND file = $2), "
-            "(SELECT count(*) FROM quarantine WHERE source = $1 AND file = $2)",
+            "(SELECT count(*) FROM quarantine WHERE source = $1 AND file = $2), "
+            "(SELECT count(*) FROM value_issue WHERE source = $1 AND file = $2)",
             [name, moved]).fetchone()
-        con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ? "
-                    "WHERE source = ? AND file = ?", [*counts[moved], name, moved])
+        con.execute("UPDATE load_audit SET rows_loaded = ?, rows_quarantined = ?, "
+                    "values_nulled = ? WHERE source = ? AND file = ?",
+                    [*counts[moved], name, moved])
     return counts
 
 
 def _restore(con, name: str, spec: dict, first: str) -> set[str]:
-    """Put the source's superseded records back into staging (they are judged again).
+    """Put the source's superseded records back into staging, and their value issues into
+    ``value_issue`` (they are judged again).
 
     Leaves their (file, record_no) in the temp table ``_restored``; returns their files. A
     record whose staged values were erased (retention) cannot come back: it stays quarantined.
@@ -64,6 +70,10 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
                     f"CAST(raw_record AS JSON) -> {_lit('stg_' + table)}, {shape_sql})) "
                     "FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
                     [name, SUPERSEDED])
+    con.execute(f"INSERT INTO value_issue BY NAME SELECT unnest(v, recursive := true) FROM ("
+                f"SELECT unnest(json_transform(CAST(raw_record AS JSON) -> 'value_issue', "
+                f"{_lit('[' + _shape(OTHER_TABLES['value_issue']) + ']')})) AS v FROM quarantine "
+                "WHERE source = ? AND issue = ? AND raw_record IS NOT NULL)", [name, SUPERSEDED])
     con.execute("DELETE FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
                 [name, SUPERSEDED])
     return files
@@ -72,7 +82,7 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
 def _supersede(con, name: str, spec: dict, file: str, key: list[str],
                loaded_at: datetime) -> set[str]:
     """Move every version but the newest (unless equal to it) of the keys of ``file`` and of
-    the restored records to quarantine; return the files they came from."""
+    the restored records to quarantine, with their value issues; return the files they came from."""
     first, cols = next(iter(spec["tables"])), ", ".join(map(_q, key))
     values = "{" + ", ".join(f"{_lit(c)}: {_q(c)}" for c in STAGING[first]) + "}"
     window = (f"PARTITION BY {cols} ORDER BY file, record_no "
@@ -94,11 +104,20 @@ def _supersede(con, name: str, spec: dict, file: str, key: list[str],
     staged = ", ".join(
         f"{_lit('stg_' + t)}, (SELECT to_json(x) FROM stg_{t} x WHERE x.source = $1 "
         "AND x.file = s.file AND x.record_no = s.record_no)" for t in spec["tables"])
+    staged += (", 'value_issue', (SELECT coalesce(json_group_array(to_json(v)), '[]') "
+               "FROM value_issue v WHERE v.source = $1 AND v.file = s.file "
+               "AND v.record_no = s.record_no)")
     con.execute("INSERT INTO quarantine (source, file, record_no, record_key, reason, issue, "
                 f"raw_record, loaded_at) SELECT $1, file, record_no, record_key, "
                 f"'superseded by ' || winner, $2, json_object({staged}), $3 FROM _superseded s",
                 [name, SUPERSEDED, loaded_at])
-    for table in spec["tables"]:
-        con.execute(f"DELETE FROM stg_{table} t USING _superseded s WHERE t.source = ? "
+    for table in [*(f"stg_{t}" for t in spec["tables"]), "value_issue"]:
+        con.execute(f"DELETE FROM {table} t USING _superseded s WHERE t.source = ? "
                     "AND t.file = s.file AND t.record_no = s.record_no", [name])
     return files
+
+
+def _shape(columns: str) -> str:
+    """A ``json_transform`` structure (JSON text) from a table's ``"name TYPE, ..."`` columns."""
+    pairs = [column.split() for column in columns.split(", ")]
+    return "{" + ", ".join(f'"{c}": "{t}"' for c, t in pairs) + "}"

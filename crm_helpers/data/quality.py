@@ -28,15 +28,19 @@ def _frame(con_or_path, sql: str) -> pd.DataFrame:
 
 
 def reconciliation(con_or_path) -> pd.DataFrame:
-    """Per source and file: rows read (audit) vs records actually in staging and quarantine."""
+    """Per source and file: rows read (audit) vs records actually in staging and quarantine.
+
+    ``rows_erased`` counts the records of people erased by ``crm forget`` (withheld since):
+    a file balances when rows_read = rows_loaded + rows_quarantined + rows_erased.
+    """
     staged = " UNION ALL ".join(f"SELECT source, file, record_no FROM {t}" for t in STAGING_TABLES)
     return _frame(con_or_path, f"""
         WITH s AS (SELECT source, file, count(*) AS n FROM (SELECT DISTINCT * FROM ({staged}))
                    GROUP BY ALL),
              q AS (SELECT source, file, count(DISTINCT record_no) AS n FROM quarantine GROUP BY ALL)
         SELECT a.source, a.file, a.rows_read, coalesce(s.n, 0) AS rows_loaded,
-               coalesce(q.n, 0) AS rows_quarantined,
-               a.rows_read = coalesce(s.n, 0) + coalesce(q.n, 0)
+               coalesce(q.n, 0) AS rows_quarantined, coalesce(a.rows_erased, 0) AS rows_erased,
+               a.rows_read = coalesce(s.n, 0) + coalesce(q.n, 0) + coalesce(a.rows_erased, 0)
                  AND a.rows_loaded = coalesce(s.n, 0) AND a.rows_quarantined = coalesce(q.n, 0)
                  AS balanced
         FROM load_audit a LEFT JOIN s USING (source, file) LEFT JOIN q USING (source, file)
@@ -81,19 +85,20 @@ def staging_counts(con, tables: list[str]) -> pd.DataFrame:
 
 
 def reconciliation_by_source(con_or_path) -> pd.DataFrame:
-    """:func:`reconciliation` summed per source: files, rows read, loaded and quarantined, and
+    """:func:`reconciliation` summed per source: files, rows read, loaded, quarantined and erased, and
     whether every file of the source balances."""
     recon = reconciliation(con_or_path)
     return recon.groupby("source").agg(files=("file", "count"), rows_read=("rows_read", "sum"),
                                        rows_loaded=("rows_loaded", "sum"),
-                                       rows_quarantined=("rows_quarantined", "sum"), balanced=("balanced", "all"))
+                                       rows_quarantined=("rows_quarantined", "sum"),
+                                       rows_erased=("rows_erased", "sum"), balanced=("balanced", "all"))
 
 
 def load_overview(audit: pd.DataFrame) -> pd.DataFrame:
     """What the warehouse's loads hold, per source, from ``load_audit`` (one row per file, pandas).
 
     Columns: source, files (in the audit), files_rejected, rows_read, rows_loaded,
-    rows_quarantined, first_loaded and last_loaded (when its files were loaded). This is the
+    rows_quarantined, rows_erased (when the audit has it), first_loaded and last_loaded (when its files were loaded). This is the
     state of the warehouse, whichever run loaded the files (``crm collect`` or a notebook).
     """
     audit = audit.assign(rejected=audit["status"].eq("rejected"))
@@ -104,6 +109,7 @@ def load_overview(audit: pd.DataFrame) -> pd.DataFrame:
         "rows_read": by["rows_read"].sum(),
         "rows_loaded": by["rows_loaded"].sum(),
         "rows_quarantined": by["rows_quarantined"].sum(),
+        **({"rows_erased": by["rows_erased"].sum()} if "rows_erased" in audit else {}),
         "first_loaded": by["loaded_at"].min(),
         "last_loaded": by["loaded_at"].max(),
     }).reset_index()

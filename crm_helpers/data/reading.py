@@ -153,11 +153,20 @@ def _csv_rows(con, name: str, spec: dict, path: Path, rel: str, header: list[str
 
 
 def _jsonl_rows(con, name: str, spec: dict, rel: str) -> None:
-    """Validate JSON lines (invalid ones to ``_rej``) and extract the used keys into ``_rows``."""
+    """Validate JSON lines (invalid ones to ``_rej``) and extract the used keys into ``_rows``.
+
+    A file in which no line is a JSON object (garbage, or another format) is rejected, as a CSV
+    whose header lacks the declared columns is; a file with some good lines loads them.
+    """
     con.execute("""CREATE OR REPLACE TEMP TABLE _rej AS SELECT line_no, 'malformed JSON' AS issue,
           CASE WHEN json_valid(raw) THEN 'malformed JSON: not an object' ELSE 'malformed JSON'
           END AS reason
         FROM _lines WHERE raw IS NOT NULL AND NOT (json_valid(raw) AND ltrim(raw) LIKE '{%')""")
+    lines, bad = con.execute("SELECT (SELECT count(*) FROM _lines WHERE raw IS NOT NULL), "
+                             "(SELECT count(*) FROM _rej)").fetchone()
+    if lines and lines == bad:  # like a CSV without its header: not this format at all
+        raise SourceError(name, rel, None, f"not JSON lines: none of its {lines} lines is a "
+                          "JSON object")
     # One parse per line: json_transform pulls every used key as text (NULL if absent or null).
     shape = json.dumps({c: "VARCHAR" for c in spec["used"]})
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT line_no AS \"§no\", "

@@ -103,7 +103,7 @@ OTHER_TABLES = {
     "load_audit": "source VARCHAR, file VARCHAR, fingerprint VARCHAR, rows_read BIGINT, "
                   "rows_loaded BIGINT, rows_quarantined BIGINT, loaded_at TIMESTAMP, "
                   "values_nulled BIGINT, spec_hash VARCHAR, derived VARCHAR, status VARCHAR, "
-                  "reason VARCHAR",
+                  "reason VARCHAR, rows_erased BIGINT",
     # The declarations, replaced on every collect run, so later stages need no data folder.
     "source_declaration": "source VARCHAR, role VARCHAR, priority INTEGER, country VARCHAR, "
                           "format VARCHAR, description VARCHAR, tables VARCHAR",
@@ -111,7 +111,7 @@ OTHER_TABLES = {
 }
 FILE_TABLES = ["quarantine", "value_issue", "load_audit"]  # rows kept per (source, file)
 AUDIT_COLUMNS = ["source", "file", "fingerprint", "rows_read", "rows_loaded", "rows_quarantined",
-                 "loaded_at", "values_nulled", "derived", "spec_hash", "status", "reason"]
+                 "loaded_at", "values_nulled", "derived", "spec_hash", "status", "reason", "rows_erased"]
 YEARS = (1900, 2030)  # dates outside these years are typos, not data
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
              "iso-8859-1": "latin-1"}

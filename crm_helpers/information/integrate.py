@@ -59,6 +59,9 @@ SURVIVORSHIP = {
     "loyalty_card": "the newest card of the highest-priority source that holds one (cards are "
                     "issued on the customer master)",
 }
+# integration_log reasons of the order lines removed (crm forget corrects these rows)
+DUPLICATE_LINES = "exact duplicate rows"
+TEST_ORDERS = "test orders: training till, test web accounts"
 STAR_SCHEMA = ("dim_customer", "dim_product", "dim_date", "dim_channel", "dim_campaign",
                "fact_order_line", "fact_interaction", "fact_campaign_contact", "fact_campaign_response")
 
@@ -146,10 +149,10 @@ def remove_junk(con, records: ir.Table, settings: Settings, log: list[dict]) -> 
     lines = standardise.distinct_order_lines(con)
     n_staged, staged = lines_and_revenue(con.table("stg_order_line"))
     n_distinct, distinct = lines_and_revenue(lines)
-    log_step(log, "order lines", n_staged, n_distinct, "exact duplicate rows", staged - distinct)
+    log_step(log, "order lines", n_staged, n_distinct, DUPLICATE_LINES, staged - distinct)
     clean = lines.filter(~lines.store_id.fill_null("").isin(training)).anti_join(junk, ["source", "customer_ref"])
     n_clean, kept = lines_and_revenue(clean)
-    log_step(log, "order lines", n_distinct, n_clean, "test orders: training till, test web accounts", distinct - kept)
+    log_step(log, "order lines", n_distinct, n_clean, TEST_ORDERS, distinct - kept)
     return records, clean
 
 

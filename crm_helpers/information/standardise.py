@@ -266,8 +266,11 @@ def is_junk_record(t: ir.Table, settings: Settings) -> ir.BooleanValue:
             | local.isin([p.lower() for p in settings.junk_email_local_parts])).fill_null(False)
 
 
+# The business columns of a staged order line: rows equal in all of them are exact duplicates.
+ORDER_LINE_COLUMNS = ["source", "order_id", "line_no", "order_ts", "customer_ref", "store_id", "channel",
+                      "sku", "quantity", "unit_price", "line_amount"]
+
+
 def distinct_order_lines(con) -> ir.Table:
     """Staged order lines with exact duplicate rows (same values in every business column) removed."""
-    business = ["source", "order_id", "line_no", "order_ts", "customer_ref", "store_id", "channel",
-                "sku", "quantity", "unit_price", "line_amount"]
-    return con.table("stg_order_line").select(business).distinct()
+    return con.table("stg_order_line").select(ORDER_LINE_COLUMNS).distinct()
