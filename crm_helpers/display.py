@@ -35,6 +35,9 @@ HEADERS = {
     "top20_revenue_share": "Revenue share of top 20% customers",
     "clv": "CLV",
     "kpi": "KPI",
+    "email_opt_in": "E-mail opt-in",
+    "sms_opt_in": "SMS opt-in",
+    "email": "E-mail",
 }
 _ACRONYMS = {"id": "ID", "rfm": "RFM", "kpi": "KPI", "aov": "AOV", "clv": "CLV", "url": "URL", "pct": "%"}
 
@@ -99,9 +102,8 @@ def fmt(value, unit: str, decimals: int | None = None) -> str:
     if unit == MONEY:
         return _settings().money(float(value), money_decimals(value) if decimals is None else decimals)
     if unit == RATE:
-        from babel.numbers import format_percent
-
         from babel import Locale
+        from babel.numbers import format_percent
 
         locale = _settings().locale
         pattern = with_decimals(Locale.parse(locale).percent_formats[None].pattern, 1 if decimals is None else decimals)
@@ -157,6 +159,8 @@ def _formatter(series: pd.Series, unit: str, decimals: int | None):
     """A one-argument formatter for a whole column (money decimals chosen once for the column)."""
     if unit == MONEY and decimals is None:
         decimals = money_decimals(series) if series.notna().any() else 2
+    if pd.api.types.is_bool_dtype(series):
+        return lambda v: MISSING if _missing(v) else ("yes" if v else "no")
     if unit == DAYS:  # the header says days; each cell is just the number
         return lambda v: MISSING if _missing(v) else _number(float(v), decimals or 0)
     return lambda v: fmt(v, unit, decimals)
@@ -182,29 +186,36 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
     shown = list(columns) if columns is not None else [c for c in data.columns if c not in INTERNAL_COLUMNS
                                                          and not str(c).startswith("_")]
     data = data[shown]
-    places = decimals if isinstance(decimals, dict) else {c: decimals for c in data.columns}
-    formats = {}
+    places = decimals if isinstance(decimals, dict) else dict.fromkeys(data.columns, decimals)
+    formats, text = {}, []
     for col in data.columns:
-        unit = units.get(col) or _infer_unit(data[col])
-        formats[col] = _formatter(data[col], unit, places.get(col))
-    if not isinstance(data.index, pd.RangeIndex):
-        data.index.names = [header(n) if n is not None else None for n in data.index.names]
+        key = col[0] if isinstance(col, tuple) else col  # a pivot's columns: (measure, member)
+        unit = units.get(col) or units.get(key) or _infer_unit(data[col])
+        text += [col] if unit in (TEXT, DATE) else []
+        block = pd.Series(data[key].to_numpy().ravel()) if isinstance(col, tuple) else data[col]
+        formats[col] = _formatter(block if unit == MONEY else data[col], unit, places.get(col, places.get(key)))
+    raw = not index and (isinstance(data.index, pd.RangeIndex) or (
+        data.index.names == [None] and pd.api.types.is_integer_dtype(data.index) and data.index.is_unique))
+    if not raw:
+        data.index.names = [(names or {}).get(n, header(n)) if n is not None else None for n in data.index.names]
         units = {**units, **{header(k): v for k, v in units.items()}}
+    data.columns.names = [header(n) if n is not None else None for n in data.columns.names]
     style = data.style.format(formats, na_rep=MISSING)
-    style = _format_index(style, data, units)
-    labels = {c: (names or {}).get(c, header(c)) for c in data.columns}
-    style = style.relabel_index([labels[c] for c in data.columns], axis="columns")
+    if data.index.is_unique and data.columns.is_unique:  # Styler cannot style cells of a non-unique index
+        style = style.set_properties(subset=text, **{"text-align": "left"})
+    style = style.hide(axis="index") if raw else _format_index(style, data, units)
+    if isinstance(data.columns, pd.MultiIndex):
+        style = style.format_index(lambda c: (names or {}).get(c, header(c)), axis="columns")
+    else:
+        style = style.relabel_index([(names or {}).get(c, header(c)) for c in data.columns], axis="columns")
     if caption:
         style = style.set_caption(caption)
     return style.set_table_styles(_TABLE_CSS, overwrite=False)
 
 
 def _format_index(style, data: pd.DataFrame, units: dict[str, str]):
-    """Hide a meaningless 0..n index; otherwise give its levels readable names and formats."""
+    """Format the index levels of a table that has a meaningful index (dates, money... as in the cells)."""
     idx = data.index
-    if isinstance(idx, pd.RangeIndex) or (idx.names == [None] and pd.api.types.is_integer_dtype(idx)
-                                          and idx.is_monotonic_increasing and idx.is_unique):
-        return style.hide(axis="index")
     for level, name in enumerate(idx.names):
         values = idx.get_level_values(level).to_series()
         unit = units.get(name) or (_infer_unit(values) if pd.api.types.is_numeric_dtype(values)
@@ -215,7 +226,7 @@ def _format_index(style, data: pd.DataFrame, units: dict[str, str]):
 
 
 _TABLE_CSS = [
-    {"selector": "td", "props": "max-width: 22em; white-space: normal; overflow-wrap: anywhere; text-align: right;"},
+    {"selector": "td", "props": "max-width: 22em; white-space: normal; overflow-wrap: break-word;"},
     {"selector": "th", "props": "max-width: 16em; white-space: normal; text-align: left;"},
     {"selector": "caption", "props": "caption-side: top; font-weight: bold; text-align: left;"},
 ]
@@ -248,3 +259,14 @@ def change(new, old, unit: str) -> str:
     if old == 0:
         return f"{word} {span}"
     return f"{word} {fmt(abs(new / old - 1), RATE)} ({span})"
+
+
+def span(first, last, unit: str = DATE) -> str:
+    """Two dates in words: ``between 3 Nov 2025 and 5 Dec 2025``, or ``on 3 Nov 2025`` when they are the same day."""
+    first_text, last_text = fmt(first, unit), fmt(last, unit)
+    return f"on {first_text}" if first_text == last_text else f"between {first_text} and {last_text}"
+
+
+def count_of(n, thing: str, things: str | None = None) -> str:
+    """A count with its noun: ``1 customer``, ``1,234 customers`` (``things``: an irregular plural)."""
+    return f"{fmt(n, COUNT)} {thing if n == 1 else things or thing + 's'}"

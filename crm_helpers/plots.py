@@ -450,8 +450,7 @@ def dashboard_table(dashboard: pd.DataFrame):
     shown = shown.set_index([*keys, "kpi"])
     shown.index.names = [display.header(n) for n in shown.index.names]
     shown.columns = [display.header(c) if c != "change_pct" else "Change %" for c in shown.columns]
-    style = shown.style.format(lambda v: display.fmt(v, "rate") if pd.isna(v) or v <= 0 else "+" + display.fmt(v, "rate"),
-                               subset=["Change %"], na_rep=display.MISSING)
+    style = shown.style.format(_value_format("%", signed=True, points=False), subset=["Change %"], na_rep=display.MISSING)
     for unit, rows in pd.Series(range(len(units)), index=shown.index).groupby(units.to_numpy()).groups.items():
         for col in ("Current", "Previous", "Change"):
             style = style.format(_value_format(unit, signed=col == "Change"), subset=pd.IndexSlice[rows, [col]],
@@ -459,8 +458,9 @@ def dashboard_table(dashboard: pd.DataFrame):
     return style
 
 
-def _value_format(unit: str, signed: bool = False):
-    """A formatter for one unit through :func:`crm_helpers.display.fmt`; ``signed``: a change (rates in points)."""
+def _value_format(unit: str, signed: bool = False, points: bool = True):
+    """A formatter for one unit through :func:`crm_helpers.display.fmt`; ``signed``: a change (rates in
+    percentage points unless ``points`` is false)."""
     from crm_helpers import display
 
     kind = display.unit_of(unit)
@@ -469,7 +469,7 @@ def _value_format(unit: str, signed: bool = False):
         if not signed:
             return display.fmt(v, kind)
         sign = "+" if v > 0 else "−" if v < 0 else ""
-        if kind == display.RATE:
+        if kind == display.RATE and points:
             return f"{sign}{display.fmt(abs(v) * 100, display.NUMBER, 1)} pts"
         return sign + display.fmt(abs(v), kind)
 

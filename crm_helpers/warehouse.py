@@ -90,6 +90,19 @@ def _wait_for_lock(path: Path, open_) -> BaseBackend:
 
 
 @contextmanager
+def transaction(con):
+    """Run the block in one transaction of the DuckDB connection ``con`` (``connect(...).con``):
+    committed if the block ends normally, rolled back (and re-raised) otherwise."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
 def reading(path: Path | str | None = None):
     """A read-only connection for the ``with`` block only, so no other process waits on it for long."""
     con = connect(path, read_only=True)

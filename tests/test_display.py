@@ -7,14 +7,14 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import seaborn as sns
 
-from crm_helpers import display, plots  # noqa: E402
-from crm_helpers.config import Settings  # noqa: E402
+from crm_helpers import display, plots
+from crm_helpers.config import Settings
 
 NBSP, NNBSP = "\xa0", "\u202f"
 
@@ -121,15 +121,16 @@ def test_finish_puts_the_legend_outside_the_data(pounds):
 
 
 def test_finish_notes_a_truncated_axis(pounds):
-    fig, ax = _chart()
+    _, ax = _chart()
     plots.finish(ax, "Share", y="share", yunit="rate")
     notes = [t.get_text() for t in ax.texts]
     assert any("y axis starts at 4" in n and "not zero" in n for n in notes), notes
-    fig, ax = _chart()
+    assert ax.get_title(loc="left") == "Share" or ax.get_title() == "Share"
+    _, ax = _chart()
     ax.set_ylim(0, 1)
     plots.finish(ax, "Share", y="share", yunit="rate")
     assert not ax.texts
-    fig, ax = _chart()
+    _, ax = _chart()
     plots.finish(ax, "Share", y="share", yunit="rate", truncated=False)
     assert not ax.texts
 
@@ -154,3 +155,43 @@ def test_finish_money_ticks_in_the_currency(french_shop):
     fig.canvas.draw()
     assert ax.get_ylabel() == "revenue (€)"
     assert any("€" in t.get_text() for t in ax.get_yticklabels())
+
+
+def test_table_keeps_an_index_it_was_given(pounds):
+    sizes = pd.DataFrame({"records_per_customer": [1, 2, 3], "customers": [668.0, 997.0, 275.0]})
+    html = display.table(sizes, index="records_per_customer").to_html()
+    assert "Records per customer" in html and "row_heading" in html and "997" in html
+
+
+def test_table_pivot_columns(pounds):
+    cube = pd.DataFrame({"region": ["North", "North", "South"], "channel": ["web", "store", "web"],
+                         "revenue": [1200.5, 30.0, np.nan]}).pivot(index="region", columns="channel", values="revenue")
+    html = display.table(cube, dict.fromkeys(cube.columns, "money")).to_html()
+    assert "£1,200" in html and "£30" in html and "–" in html and "Channel" in html and "Region" in html
+
+
+def test_flags_and_plurals(pounds):
+    html = display.table(pd.DataFrame({"do_not_contact": [True, False]})).to_html()
+    assert ">yes<" in html and ">no<" in html and "True" not in html
+    assert display.count_of(1, "customer") == "1 customer" and display.count_of(1234, "customer") == "1,234 customers"
+    assert display.span(pd.Timestamp("2025-11-03 10:00"), pd.Timestamp("2025-11-03 18:00")) == "on 3 Nov 2025"
+
+
+def test_pareto_curve_draws_the_whale_it_describes(pounds):
+    ranked = pd.DataFrame({"customer_id": [1, 2, 3, 4], "profit": [80.0, 40.0, 10.0, -30.0]})
+    ranked["customer_share"] = np.arange(1, 5) / 4
+    ranked["profit_share"] = ranked.profit.cumsum() / ranked.profit.sum()
+    peak = plots.whale_peak(ranked.customer_share.to_numpy(), ranked.profit_share.to_numpy())
+    assert peak == pytest.approx((0.75, 130 / 100))
+    ax = plots.pareto_curve(ranked, share_col="profit_share", what="profit")
+    ax.figure.canvas.draw()
+    assert ax.get_ylim()[1] >= 1.3 and any("peak: 130.0% of profit" in t for t in ax.get_legend_handles_labels()[1])
+    flat = ranked.assign(profit_share=np.minimum(ranked.profit_share, 1.0))
+    assert plots.whale_peak(flat.customer_share.to_numpy(), flat.profit_share.to_numpy()) is None
+
+
+def test_table_with_a_repeated_index(pounds):
+    issues = pd.DataFrame({"source": ["crm", "crm"], "column_name": ["birth_date"] * 2, "issue": ["a", "b"],
+                           "values_nulled": [4, 3]})
+    html = display.table(issues, index=["source", "column_name"]).to_html()
+    assert ">4<" in html and ">3<" in html

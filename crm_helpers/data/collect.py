@@ -41,7 +41,6 @@ the run. Rows of files no longer in ``raw/`` are kept unless ``prune`` is given.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -206,16 +205,11 @@ def _record_declarations(con, settings, sources: dict) -> None:
               for f in dataclasses.fields(settings)]
     declared = [(name, s["role"], s["priority"], s["country"], s["format"], s["description"],
                  ", ".join(f"stg_{t}" for t in s["tables"])) for name, s in sources.items()]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with wh.transaction(con):
         con.execute("DELETE FROM setting")
         con.executemany("INSERT INTO setting VALUES (?, ?)", values)
         con.execute("DELETE FROM source_declaration")
         con.executemany("INSERT INTO source_declaration VALUES (?, ?, ?, ?, ?, ?, ?)", declared)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _collect_file(con, name: str, spec: dict, path: Path, rel: str, master: str | None = None) -> dict:
@@ -236,8 +230,7 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str, master: str 
     audit = dict(source=name, file=rel, fingerprint=fingerprint, spec_hash=spec["hash"],
                  loaded_at=datetime.now(UTC).replace(tzinfo=None), derived=_derived(spec),
                  status="loaded", reason=None)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with wh.transaction(con):
         if known:  # same name, new content or declaration: drop its earlier rows everywhere
             for table in [*STAGING_TABLES, *FILE_TABLES]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?", [name, rel])
@@ -253,10 +246,6 @@ def _collect_file(con, name: str, spec: dict, path: Path, rel: str, master: str 
         con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
                     [audit[c] for c in AUDIT_COLUMNS])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     held = known and known["fingerprint"] and known["status"] != "pruned"  # an earlier version's rows
     return dict(audit, status="replaced" if held else "loaded")
 
@@ -276,7 +265,7 @@ def _reject(con, name: str, spec: dict, rel: str, err: SourceError) -> dict:
                         rows_quarantined=0, loaded_at=datetime.now(UTC).replace(tzinfo=None),
                         values_nulled=0, derived=_derived(spec), spec_hash=spec["hash"], rows_erased=0)
     row = dict(row, status="rejected", reason=reason)
-    with _transaction(con):
+    with wh.transaction(con):
         _replace_audit_row(con, row)
     return row
 
@@ -293,7 +282,7 @@ def _gone(con, row: dict, prune: bool, spec: dict | None) -> dict:
         withdrawn = f"{where}: its {row['rows_read']} rows were withdrawn"
         row = dict(row, rows_read=0, rows_loaded=0, rows_quarantined=0, values_nulled=0, rows_erased=0,
                    status="pruned", reason=withdrawn)
-    with _transaction(con):
+    with wh.transaction(con):
         if prune:
             for table in [*STAGING_TABLES, "quarantine", "value_issue"]:
                 con.execute(f"DELETE FROM {table} WHERE source = ? AND file = ?",
@@ -323,18 +312,6 @@ def _replace_audit_row(con, row: dict) -> None:
     con.execute("DELETE FROM load_audit WHERE source = ? AND file = ?", [row["source"], row["file"]])
     con.execute(f"INSERT INTO load_audit ({', '.join(AUDIT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})", [row[c] for c in AUDIT_COLUMNS])
-
-
-@contextlib.contextmanager
-def _transaction(con):
-    """Run the block in one transaction: committed if it ends normally, else rolled back."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 # --- writing (inside the file's transaction) ----------------------------------------------------

@@ -32,7 +32,6 @@ files: the person must be erased there too (the README says how).
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from pathlib import Path
 
@@ -60,18 +59,6 @@ def hashed(salt_sql: str, source_sql: str, ref_sql: str) -> str:
     return f"sha256(concat_ws(chr(31), {salt_sql}, {source_sql}, CAST({ref_sql} AS VARCHAR)))"
 
 
-@contextlib.contextmanager
-def _transaction(con):
-    """Run the block in one transaction: committed if it ends normally, else rolled back."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 def forget(warehouse: Path | str | None, customer_id: str) -> dict[str, int]:
     """Erase customer ``customer_id`` from staging, quarantine and the star schema, in one transaction.
 
@@ -91,7 +78,7 @@ def forget(warehouse: Path | str | None, customer_id: str) -> dict[str, int]:
         record_sources = set(backend.table("stg_customer").select("source").distinct().to_pandas().source)
         master = customer_master(wh.source_roles(backend), record_sources)
         con = backend.con
-        with _transaction(con):
+        with wh.transaction(con):
             return _erase(con, str(customer_id).strip(), master)
     finally:
         backend.disconnect()

@@ -92,3 +92,24 @@ def reconciliation_by_source(con_or_path) -> pd.DataFrame:
                                        rows_loaded=("rows_loaded", "sum"),
                                        rows_quarantined=("rows_quarantined", "sum"),
                                        rows_erased=("rows_erased", "sum"), balanced=("balanced", "all"))
+
+
+def load_overview(audit: pd.DataFrame) -> pd.DataFrame:
+    """What the warehouse's loads hold, per source, from ``load_audit`` (one row per file, pandas).
+
+    Columns: source, files (in the audit), files_rejected, rows_read, rows_loaded,
+    rows_quarantined, rows_erased (when the audit has it), first_loaded and last_loaded (when its files were loaded). This is the
+    state of the warehouse, whichever run loaded the files (``crm collect`` or a notebook).
+    """
+    audit = audit.assign(rejected=audit["status"].eq("rejected"))
+    by = audit.groupby("source")
+    return pd.DataFrame({
+        "files": by.size(),
+        "files_rejected": by["rejected"].sum(),
+        "rows_read": by["rows_read"].sum(),
+        "rows_loaded": by["rows_loaded"].sum(),
+        "rows_quarantined": by["rows_quarantined"].sum(),
+        **({"rows_erased": by["rows_erased"].sum()} if "rows_erased" in audit else {}),
+        "first_loaded": by["loaded_at"].min(),
+        "last_loaded": by["loaded_at"].max(),
+    }).reset_index()

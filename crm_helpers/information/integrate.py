@@ -250,18 +250,13 @@ def write_tables(con, tables: dict[str, ir.Table], run_id: int) -> pd.DataFrame:
 def swap(names: list[str], con, run_id: int) -> None:
     """Replace each table of ``names`` by its ``_next_`` version and mark the run complete, in one transaction."""
     raw = con.con
-    raw.execute("BEGIN TRANSACTION")
-    try:
+    with wh.transaction(raw):
         for name in names:
             raw.execute(f'DROP TABLE IF EXISTS "{name}"')
             raw.execute(f'ALTER TABLE "{NEW}{name}" RENAME TO "{name}"')
         raw.execute("UPDATE integration_run SET finished_at = now()::TIMESTAMP, status = 'complete' "
                     "WHERE run_id = ?", [run_id])
         checkpoint("swap")
-        raw.execute("COMMIT")
-    except BaseException:
-        raw.execute("ROLLBACK")
-        raise
     checkpoint("committed")
 
 
