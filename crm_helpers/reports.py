@@ -60,13 +60,15 @@ class NotebookFailed(RuntimeError):
 
 
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
-                 name: str | None = None, progress: bool | dict = True, finish=None) -> Path:
+                 name: str | None = None, progress: bool | dict = True, finish=None,
+                 keep_previous: bool = False) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
 
     The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
-    when it succeeds. When it fails, no stale report stays under the usual name: the previous
-    good copies are renamed ``<name>.last-good.ipynb`` / ``.html``, the failed run is kept as
-    ``<name>.failed.ipynb`` (with papermill's error banner) and :class:`NotebookFailed` is raised.
+    when it succeeds. When it fails, the failed run is kept as ``<name>.failed.ipynb`` (with
+    papermill's error banner) and :class:`NotebookFailed` is raised; the previous good copies are
+    renamed ``<name>.last-good.ipynb`` / ``.html`` so no stale report stays under the usual name,
+    or, with ``keep_previous``, left untouched (a periodic report: the index marks the failure).
 
     Args:
         notebook: the source notebook.
@@ -77,6 +79,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         progress: papermill's progress bar: True, False, or tqdm options (``desc``, ``position``).
         finish: called with the executed notebook's path after a successful run, before the
             HTML export (e.g. :func:`lift_headline`).
+        keep_previous: on failure, leave the previous good copies under their usual names.
     Returns:
         The path of the executed notebook.
     """
@@ -94,11 +97,12 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     except pm.PapermillExecutionError as err:
         running.replace(failed)
         for good in (target, target.with_suffix(".html")):
-            if good.exists():
+            if good.exists() and not keep_previous:
                 good.replace(good.with_name(good.stem + ".last-good" + good.suffix))
+        kept = "the previous report is kept" if keep_previous else "no current report is left under its name"
         raise NotebookFailed(f"{Path(notebook).name} failed at cell {err.exec_count}: {err.ename}: "
                              f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
-                             f"(see {failed}; no current report is left under its name)") from None
+                             f"(see {failed}; {kept})") from None
     if finish is not None:
         finish(running)
     export_html(running).replace(target.with_suffix(".html"))
@@ -207,11 +211,12 @@ def run_report(label: str, out_dir: Path, parameters: dict, notebook: Path | Non
 
     ``parameters`` are the notebook's (``period`` is set to ``label``). The headline figures are
     lifted into the metadata before the HTML is written. A failure raises :class:`NotebookFailed`
-    with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``).
+    with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``) and leaves
+    the previous good report untouched; the index marks the period failed.
     """
     return run_notebook(notebook or report_notebook(), Path(out_dir) / (folder or label),
                         {**parameters, "period": label}, name="report.ipynb", progress=progress,
-                        finish=lift_headline)
+                        finish=lift_headline, keep_previous=True)
 
 
 def _run_one(job: tuple) -> tuple[str, str | None]:
@@ -247,13 +252,10 @@ def run_reports(labels: list[str], out_dir: Path, parameters: dict, notebook: Pa
 
 def _index_row(folder: Path) -> dict | None:
     """One report folder in the index: its figures, status and links (None if it holds no report)."""
-    current, failed = folder / "report.ipynb", folder / "report.failed.ipynb"
-    last_good = folder / "report.last-good.ipynb"
-    source = current if current.exists() else last_good if last_good.exists() else None
-    if source is None and not failed.exists():
+    current, failed, html = folder / "report.ipynb", folder / "report.failed.ipynb", folder / "report.html"
+    if not current.exists() and not failed.exists():
         return None
-    html = current.with_suffix(".html") if current.exists() else last_good.with_suffix(".html")
-    return {"folder": folder.name, "figures": headline_of(source) if source else None,
+    return {"folder": folder.name, "figures": headline_of(current) if current.exists() else None,
             "failed": failed.exists(), "html": html.relative_to(folder.parent) if html.exists() else None,
             "failed_notebook": failed.relative_to(folder.parent) if failed.exists() else None}
 

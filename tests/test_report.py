@@ -203,12 +203,13 @@ def test_a_failed_run_keeps_the_earlier_report_and_exits_non_zero(runs, small_wa
     err = result.stderr.strip().splitlines()[-1]
     assert err.startswith("error: 2025-11: ") and "RuntimeError: the warehouse went away" in err
     folder = out / "2025-11"
-    assert (folder / "report.last-good.html").read_bytes() == good
+    assert (folder / "report.html").read_bytes() == good  # the previous good report, untouched
+    assert not list(folder.glob("*.last-good.*"))
     assert "the warehouse went away" in (folder / "report.failed.ipynb").read_text(encoding="utf-8")
     assert not list(folder.glob("*.running.*"))
     index = (out / "index.html").read_text(encoding="utf-8")
     row = next(line for line in index.splitlines() if "2025-11/" in line)
-    assert "class='failed'" in row and "report.last-good.html" in row
+    assert "class='failed'" in row and "2025-11/report.html" in row
     assert "class='failed'" not in next(line for line in index.splitlines() if "2025-10/" in line)
 
 
