@@ -275,10 +275,15 @@ def chromium() -> str:
         return found
     if not shutil.which("apt-get") or os.geteuid() != 0:
         pytest.skip("chromium is not installed and apt-get is not available to install it (as root)")
-    install = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                             capture_output=True, text=True, timeout=900, check=False)
-    if install.returncode != 0 or not shutil.which("chromium"):
-        pytest.skip(f"apt-get could not install chromium: {install.stderr.strip().splitlines()[-1:]}")
+    def install():
+        return subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                              capture_output=True, text=True, timeout=900, check=False)
+    result = install()
+    if result.returncode != 0:  # a fresh machine has no package lists yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600, check=False)
+        result = install()
+    if result.returncode != 0 or not shutil.which("chromium"):
+        pytest.skip(f"apt-get could not install chromium: {result.stderr.strip().splitlines()[-1:]}")
     return shutil.which("chromium")
 
 
