@@ -194,9 +194,16 @@ def _place_legend(ax, where: str | None) -> None:
                   frameon=False, fontsize="small")
     elif where == "below":
         ax.legend(handles, labels, title=title, loc="upper center", bbox_to_anchor=(0.5, -0.22),
-                  ncols=min(len(labels), 4), frameon=False, fontsize="small")
+                  ncols=_legend_columns(ax, labels), frameon=False, fontsize="small")
     else:
         ax.legend(handles, labels, title=title, loc="best", fontsize="small")
+
+
+def _legend_columns(ax, labels: list[str], chars_per_inch: float = 12) -> int:
+    """How many legend entries fit side by side under ``ax`` (at most 4): long labels stack."""
+    width = ax.get_position().width * ax.figure.get_figwidth() * chars_per_inch  # in characters
+    widest = max(len(label) for label in labels) + 5  # the marker and the gap
+    return max(1, min(len(labels), 4, int(width // widest)))
 
 
 def _truncation_note(ax, xunit, yunit, truncated) -> str | None:
