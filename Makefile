@@ -17,7 +17,7 @@ WAREHOUSE ?= $(DATA)/warehouse.duckdb
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 export MPLBACKEND ?= Agg
 
-.PHONY: env workbook sample collect integrate notebooks test lab bench clean
+.PHONY: env workbook sample collect integrate notebooks report test lab bench clean
 
 env: $(STAMP)
 
@@ -48,7 +48,11 @@ integrate: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/crm notebooks --data $(DATA) --warehouse $(WAREHOUSE) --out reports/workbook
 
-workbook: sample collect integrate notebooks
+# The periodic report of the latest month with data (reports/<period>/report.html, reports/index.html).
+report: $(STAMP)
+	$(BIN)/crm report --data $(DATA) --warehouse $(WAREHOUSE)
+
+workbook: sample collect integrate notebooks report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --durations=15

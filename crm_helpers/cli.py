@@ -222,7 +222,7 @@ def report(period: Optional[str] = typer.Option(None, help="Reporting period: a 
 
     Every period and filter is checked before a notebook kernel starts. A backfill (--from/--to)
     runs the periods in parallel worker processes, a progress bar per period. A failed period
-    keeps its last good report (renamed .last-good), leaves report.failed.ipynb, is marked in
+    keeps its last good report untouched, leaves report.failed.ipynb beside it, is marked in
     the index, and makes the command exit non-zero with one line per failure.
     """
     from crm_helpers import reports
