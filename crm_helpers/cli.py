@@ -99,11 +99,8 @@ def require_staging(warehouse: Path) -> None:
 
     if not Path(warehouse).exists():
         raise wh.WarehouseMissing(f"no warehouse at {warehouse}: run `crm collect` first")
-    con = wh.connect(warehouse, read_only=True)
-    try:
+    with wh.reading(warehouse) as con:
         missing = sorted(set(STAGING_TABLES) - set(con.list_tables()))
-    finally:
-        con.disconnect()
     if missing:
         raise wh.WarehouseMissing(f"{warehouse} has no staging tables ({', '.join(missing)}): "
                                "run `crm collect` first")

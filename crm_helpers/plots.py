@@ -489,6 +489,8 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     ``flows`` is :func:`crm_helpers.information.report.customer_flows` (index: period label);
     ``highlight``: the reporting period, whose label is drawn in bold.
     """
+    from crm_helpers import display
+
     ax = ax or plt.subplots(figsize=(10, 4.5))[1]
     x = np.arange(len(flows))
     ax.bar(x, flows["returning_customers"], color="C0", label="returning")
@@ -498,7 +500,7 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     ax.set_xticks(x, list(flows.index))
     finish(ax, "Customers gained and lost per period", x="period", y="customers", yunit="count", rotate=45,
            truncated=False)
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{abs(v):,.0f}"))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(abs(v), display.COUNT)))
     for label in ax.get_xticklabels():
         label.set_fontweight("bold" if label.get_text() == highlight else "normal")
     return ax

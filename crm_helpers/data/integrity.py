@@ -63,17 +63,16 @@ def _restore(con, name: str, spec: dict, first: str) -> set[str]:
     if not files:
         return set()
     for table in spec["tables"]:
-        shape = {"source": "VARCHAR", "file": "VARCHAR", "record_no": "BIGINT",
-                 **{c: t for c, (t, _) in STAGING[table].items()}}
-        shape_sql = _lit("{" + ", ".join(f'"{c}": "{t}"' for c, t in shape.items()) + "}")
+        shape_sql = _lit(_shape({"source": "VARCHAR", "file": "VARCHAR", "record_no": "BIGINT",
+                                 **{c: t for c, (t, _) in STAGING[table].items()}}))
         con.execute(f"INSERT INTO stg_{table} BY NAME SELECT unnest(json_transform("
                     f"CAST(raw_record AS JSON) -> {_lit('stg_' + table)}, {shape_sql})) "
                     "FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
                     [name, SUPERSEDED])
+    issues = _shape(dict(column.split() for column in OTHER_TABLES["value_issue"].split(", ")))
     con.execute(f"INSERT INTO value_issue BY NAME SELECT unnest(v, recursive := true) FROM ("
-                f"SELECT unnest(json_transform(CAST(raw_record AS JSON) -> 'value_issue', "
-                f"{_lit('[' + _shape(OTHER_TABLES['value_issue']) + ']')})) AS v FROM quarantine "
-                "WHERE source = ? AND issue = ? AND raw_record IS NOT NULL)", [name, SUPERSEDED])
+                f"SELECT unnest(json_transform(CAST(raw_record AS JSON) -> 'value_issue', {_lit(f'[{issues}]')})) "
+                "AS v FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL)", [name, SUPERSEDED])
     con.execute("DELETE FROM quarantine WHERE source = ? AND issue = ? AND raw_record IS NOT NULL",
                 [name, SUPERSEDED])
     return files
@@ -117,7 +116,6 @@ def _supersede(con, name: str, spec: dict, file: str, key: list[str],
     return files
 
 
-def _shape(columns: str) -> str:
-    """A ``json_transform`` structure (JSON text) from a table's ``"name TYPE, ..."`` columns."""
-    pairs = [column.split() for column in columns.split(", ")]
-    return "{" + ", ".join(f'"{c}": "{t}"' for c, t in pairs) + "}"
+def _shape(columns: dict[str, str]) -> str:
+    """A ``json_transform`` structure (JSON text) from ``{column: SQL type}``."""
+    return "{" + ", ".join(f'"{c}": "{t}"' for c, t in columns.items()) + "}"

@@ -116,15 +116,12 @@ def check_request(warehouse, labels: list[str], granularity: str, region=None, s
             periods.bounds(label, granularity)
         except ValueError as err:
             raise ReportRefused(f"--period {label!r}: {err}") from None
-    con = wh.connect(warehouse, read_only=True)
-    try:
+    with wh.reading(warehouse) as con:
         if wh.needs_integration(con):
             raise wh.WarehouseMissing(f"{warehouse} has no star schema yet: run `crm integrate` first")
         first, last = data_range(con)
         found = [check_period(label, granularity, first, last) for label in labels]
         check_slice(con, region, segment)
-    finally:
-        con.disconnect()
     return found
 
 
@@ -134,11 +131,8 @@ def latest_label(warehouse, granularity: str) -> str:
         periods.check_granularity(granularity)
     except ValueError as err:
         raise ReportRefused(f"--granularity: {err}") from None
-    con = wh.connect(warehouse, read_only=True)
-    try:
+    with wh.reading(warehouse) as con:
         return periods.period_label(data_range(con)[1], granularity)
-    finally:
-        con.disconnect()
 
 
 def period_range(start: str, end: str, granularity: str) -> list[str]:
@@ -350,14 +344,11 @@ def compute(warehouse, bounds: periods.PeriodBounds, where: Slice = Slice()) -> 
 
     The report does not hold the warehouse while it draws, so ``crm collect`` is not kept waiting.
     """
-    con = wh.connect(warehouse, read_only=True)
-    try:
+    with wh.reading(warehouse) as con:
         history = kpi_history(con, bounds, where)
         table = headline(history, bounds)
         return PeriodReport(bounds, where, history, table, movements(table), top_customers(con, bounds, where),
                             cube_slice(con, bounds, where), load_quality(con, bounds))
-    finally:
-        con.disconnect()
 
 
 # --- words ------------------------------------------------------------------------------------
