@@ -96,3 +96,14 @@ def test_describe_curve_reads_the_curve():
     curve = pd.DataFrame({"retention_rate": [1.0, 0.3, 0.25, 0.2]}, index=[0, 1, 2, 3])
     assert cohorts.describe_curve(curve) == "Of the customers acquired in a month, 30% bought again in month 1, 20% in month 3"
     assert cohorts.describe_curve(curve.loc[[0]]).startswith("No cohort is old enough")
+
+
+def test_cohort_years_compared_at_the_same_age():
+    from crm_helpers.information.cohorts import compare_years
+
+    ahead = pd.DataFrame({"month_1": [0.30, 0.35], "month_3": [0.20, 0.22]}, index=[2023, 2024])
+    assert compare_years(ahead) == ("Between acquisition years, retention at the same age differs by at most "
+                                    "5.0 percentage points (Month 1); the latest year is ahead at every horizon measured.")
+    mixed = ahead.assign(month_3=[0.25, 0.22])
+    assert compare_years(mixed).endswith("no consistent change in retention.")
+    assert compare_years(ahead.iloc[:1]).startswith("Only one acquisition year")

@@ -710,3 +710,17 @@ def test_a_bad_setting_is_a_config_error(world):
     (world / "sources.yml").write_text(text.replace("  currency: GBP", "  currency: EURO"))
     with pytest.raises(config.ConfigError, match="unknown currency 'EURO'"):
         run(world)
+
+
+def test_load_sentence_counts_what_the_warehouse_holds_and_what_the_run_added():
+    from crm_helpers.data.quality import load_words
+
+    audit = pd.DataFrame({"source": ["pos", "pos", "web"], "rows_read": [1200, 10, 5], "rows_loaded": [1190, 10, 4],
+                          "rows_quarantined": [10, 0, 0], "rows_erased": [0, 0, 1],
+                          "loaded_at": pd.to_datetime(["2025-11-03", "2025-11-03", "2025-11-03"])})
+    said = load_words(audit, pd.DataFrame({"status": ["skipped", "skipped", "skipped"]}))
+    assert said.startswith("The warehouse holds **3 files** from 2 sources, loaded on 3 Nov 2025: 1,215 records read, "
+                           "1,204 loaded and 10 quarantined, 1 withheld as erased.")
+    assert said.endswith("This run found no new file: everything had been loaded before (by `crm collect` or an earlier run).")
+    assert load_words(audit, pd.DataFrame({"status": ["loaded", "replaced", "skipped"]})).endswith(
+        "This run loaded 2 new or changed files.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from decimal import Decimal
 
+import pandas as pd
+
 from crm_helpers import warehouse as wh
 from crm_helpers.information import contracts
 
@@ -93,3 +95,10 @@ def test_a_changed_amount_breaks_only_the_revenue_balance(small_warehouse, tmp_p
     failures, example = failed["fact_order_line", "balances staging: revenue"]
     assert failures == 1 and example.endswith("difference=-10.00")
 
+
+
+def test_results_per_table_count_broken_contracts_and_failures():
+    results = pd.DataFrame({"contract": ["unique: a", "not null: a", "unique: b"], "table": ["t", "t", "u"],
+                            "failures": [0, 3, 0], "example": ["", "a=None", ""]})
+    summary = contracts.by_table(results).set_index("table")
+    assert summary.loc["t"].tolist() == [2, 1, 3] and summary.loc["u"].tolist() == [1, 0, 0]

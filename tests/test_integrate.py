@@ -155,3 +155,16 @@ def test_integration_is_deterministic(small_warehouse, tmp_path):
         pd.testing.assert_frame_equal(a, b)
     first.disconnect()
     again.disconnect()
+
+
+def test_standardisation_examples_pair_each_record_before_and_after(con):
+    before, after = integrate.standardisation_examples(con, per_source=2)
+    sources = set(con.table("customer_record").source.to_pandas())
+    assert set(after.source) == sources and after.groupby("source").size().le(2).all()
+    keys = ["source", "record", "source_record_id"]
+    assert before[keys].reset_index(drop=True).equals(after[keys].reset_index(drop=True))
+    assert not after.is_junk.any()
+    # the same record, before and after: standardisation lower-cases e-mails, never invents one
+    both = before.merge(after, on=keys, suffixes=("_staged", "_standard"))
+    staged = both.email_staged.dropna()
+    assert (both.loc[staged.index, "email_standard"] == staged.str.strip().str.lower()).all()

@@ -194,12 +194,28 @@ def test_summary_on_small_sample(request):
 
 
 def test_losses_sentence_in_the_settings_currency():
+    from crm_helpers import plots
     from crm_helpers.config import Settings
 
     profit = pd.DataFrame({"customer_id": [1, 2, 3], "profit": [120.0, -15.5, -4.5]})
-    assert rfm.losses(profit, Settings()) == "2 customers (66.7%) lost money; together £20.00 against £100.00 total profit"
-    euro = rfm.losses(profit.assign(profit=[10.0, 5.0, 1.0]), Settings(currency="EUR", locale="fr_FR"))
-    assert euro == "No customer lost money; total profit 16,00\xa0€"
+    before = plots.current_settings()
+    try:
+        plots.set_currency(Settings())
+        assert rfm.losses(profit) == "2 customers (66.7%) lost money, together £20.00 against £100.00 of total profit."
+        plots.set_currency(Settings(currency="EUR", locale="fr_FR"))
+        euro = rfm.losses(profit.assign(profit=[10.0, 5.0, 1.0]))
+        assert euro == "No customer lost money; total profit 16,00\xa0€, so there is no whale curve."
+    finally:
+        plots.set_currency(before)
+
+
+def test_losses_sentence_says_whether_the_curve_is_a_whale_curve():
+    whale = pd.DataFrame({"profit": [80.0, 40.0, -20.0], "customer_share": [1 / 3, 2 / 3, 1.0],
+                          "profit_share": [0.8, 1.2, 1.0]})
+    said = rfm.losses(whale)
+    assert "the curve peaks at **120.0% of profit** at 67% of the customers" in said and "give back 20.0%" in said
+    flat = whale.assign(profit=[80.0, 20.0, -0.01], profit_share=[0.8, 1.0001, 1.0])
+    assert "no whale curve" in rfm.losses(flat) and "its peak is 100.0%" in rfm.losses(flat)
 
 
 def test_margin_leaders_sentence():

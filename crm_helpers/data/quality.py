@@ -19,11 +19,8 @@ from crm_helpers.data.sources import STAGING_TABLES
 def _frame(con_or_path, sql: str) -> pd.DataFrame:
     """Run a query on a warehouse path, a DuckDB connection or an Ibis DuckDB backend."""
     if isinstance(con_or_path, (str, Path)):
-        backend = wh.connect(con_or_path, read_only=True)
-        try:
+        with wh.reading(con_or_path) as backend:
             return backend.con.execute(sql).df()
-        finally:
-            backend.disconnect()
     return getattr(con_or_path, "con", con_or_path).execute(sql).df()
 
 
@@ -113,3 +110,20 @@ def load_overview(audit: pd.DataFrame) -> pd.DataFrame:
         "first_loaded": by["loaded_at"].min(),
         "last_loaded": by["loaded_at"].max(),
     }).reset_index()
+
+
+def load_words(audit: pd.DataFrame, this_run: pd.DataFrame) -> str:
+    """What the warehouse's loads hold (``load_audit``) and what this run added, in two sentences."""
+    from crm_helpers import display
+
+    erased = audit["rows_erased"].sum() if "rows_erased" in audit else 0
+    fresh = this_run["status"].isin(["loaded", "replaced"]).sum()
+    return (f"The warehouse holds **{display.fmt(len(audit), display.COUNT)} files** from "
+            f"{display.fmt(audit['source'].nunique(), display.COUNT)} sources, loaded "
+            f"{display.span(audit['loaded_at'].min(), audit['loaded_at'].max())}: "
+            f"{display.fmt(audit['rows_read'].sum(), display.COUNT)} records read, "
+            f"{display.fmt(audit['rows_loaded'].sum(), display.COUNT)} loaded and "
+            f"{display.fmt(audit['rows_quarantined'].sum(), display.COUNT)} quarantined"
+            + (f", {display.fmt(erased, display.COUNT)} withheld as erased. " if erased else ". ")
+            + (f"This run loaded {display.fmt(fresh, display.COUNT)} new or changed files." if fresh else
+               "This run found no new file: everything had been loaded before (by `crm collect` or an earlier run)."))

@@ -145,3 +145,20 @@ def describe_curve(curve: pd.DataFrame, months: tuple[int, ...] = (1, 3, 6, 12))
     first, *later = seen
     return (f"Of the customers acquired in a month, {rate[first]:.0%} bought again in month {first}"
             + "".join(f", {rate[m]:.0%} in month {m}" for m in later))
+
+
+def compare_years(by_year: pd.DataFrame) -> str:
+    """One sentence comparing acquisition years at the same age (:func:`retention_by_cohort_year`):
+    the largest gap between years, and whether the latest year is ahead or behind at every horizon."""
+    from crm_helpers import display
+
+    spread = (by_year.max() - by_year.min()).dropna()
+    if len(by_year) < 2 or spread.empty:
+        return "Only one acquisition year so far: no comparison between years yet."
+    latest = by_year.diff().iloc[-1].dropna()
+    trend = ("the latest year is ahead at every horizon measured." if (latest > 0).all() else
+             "the latest year is behind at every horizon measured." if (latest < 0).all() else
+             "no year is ahead at every horizon, so these data show no consistent change in retention.")
+    return (f"Between acquisition years, retention at the same age differs by at most "
+            f"{display.fmt(spread.max() * 100, display.NUMBER, 1)} percentage points "
+            f"({display.header(spread.idxmax())}); {trend}")

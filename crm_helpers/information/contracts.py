@@ -157,3 +157,10 @@ def require(results: pd.DataFrame) -> None:
         raise ContractFailed("integrate kept the previous tables: " + "; ".join(
             f"{r.table} breaks contract '{r.contract}' ({r.failures:,} failing, e.g. {r.example})"
             for r in broken.itertuples()))
+
+
+def by_table(results: pd.DataFrame) -> pd.DataFrame:
+    """:func:`check` results per table: ``contracts`` checked, how many are ``broken``, and their ``failures``."""
+    return results.groupby("table", as_index=False).agg(
+        contracts=("contract", "size"), broken=("failures", lambda f: int((f > 0).sum())),
+        failures=("failures", "sum"))

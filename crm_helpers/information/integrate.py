@@ -502,3 +502,17 @@ def star_schema_counts(con):
     """Rows in each table of the star schema."""
     return pd.DataFrame({"table": STAR_SCHEMA,
                          "rows": [int(con.table(t).count().execute()) for t in STAR_SCHEMA]})
+
+
+def standardisation_examples(con, per_source: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first ``per_source`` real (not junk) customer records of each source, as staged and as
+    standardised (``customer_record``): two frames with ``source``, ``record`` (1, 2, ...) and the
+    record's fields. Personal fields are left as they are: mask them before showing them."""
+    records = con.table("customer_record")
+    real = records.filter(~records.is_junk)
+    after = (real.mutate(record=real.unique_id.rank().over(group_by="source", order_by="unique_id") + 1)
+             .filter(lambda t: t.record <= per_source).order_by(["source", "record"]).to_pandas())
+    staged = first_per_key(con.table("stg_customer"), ["source", "source_record_id"])
+    wanted = ibis.memtable(after[["source", "source_record_id", "record"]])
+    before = staged.join(wanted, ["source", "source_record_id"]).order_by(["source", "record"]).to_pandas()
+    return before, after

@@ -220,15 +220,32 @@ def profitability(con=None, observation_period_end=None) -> pd.DataFrame:
     return df
 
 
-def losses(profit: pd.DataFrame, settings: Settings) -> str:
-    """One sentence on the customers who lost money in :func:`profitability`, in the settings' currency."""
-    losing = profit["profit"] < 0
-    total = settings.money(profit["profit"].sum())
-    if not losing.any():
-        return f"No customer lost money; total profit {total}"
-    who = f"{losing.sum():,} customer" + ("s" if losing.sum() > 1 else "")
-    return (f"{who} ({losing.mean():.1%}) lost money; together "
-            f"{settings.money(-profit.loc[losing, 'profit'].sum())} against {total} total profit")
+def losses(profit: pd.DataFrame) -> str:
+    """One sentence on the customers who lost money in :func:`profitability`, and whether they bend
+    its cumulative profit share into a *whale curve* (a peak above 100%, :func:`crm_helpers.plots.whale_peak`).
+
+    Numbers in the notebook's settings (:mod:`crm_helpers.display`). Without ``customer_share`` and
+    ``profit_share`` columns the sentence says nothing about the curve.
+    """
+    from crm_helpers import display
+    from crm_helpers.plots import whale_peak
+
+    losing = profit[profit["profit"] < 0]
+    total = display.fmt(profit["profit"].sum(), display.MONEY)
+    if losing.empty:
+        return f"No customer lost money; total profit {total}, so there is no whale curve."
+    said = (f"{display.count_of(len(losing), 'customer')} ({display.fmt(len(losing) / len(profit), display.RATE)}) "
+            f"lost money, together {display.fmt(-losing['profit'].sum(), display.MONEY)} against {total} of total profit")
+    if not {"customer_share", "profit_share"} <= set(profit.columns):
+        return said + "."
+    peak = whale_peak(profit["customer_share"].to_numpy(), profit["profit_share"].to_numpy())
+    if peak is None:
+        return (f"{said}: too little to lift the curve visibly above 100% (its peak is "
+                f"{display.fmt(profit['profit_share'].max(), display.RATE)}), so these data show **no whale curve**; "
+                "profit concentration is the Pareto curve above.")
+    return (f"{said}: the curve peaks at **{display.fmt(peak[1], display.RATE)} of profit** at "
+            f"{display.fmt(peak[0], display.RATE, 0)} of the customers, and the rest give back "
+            f"{display.fmt(peak[1] - 1, display.RATE)} of it (the whale curve, marked on the chart).")
 
 
 def _quintile(order_by) -> ir.IntegerValue:
