@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm_helpers.config import START_DATE
+
 from . import world as w
 from .clock import (DAY, END_DAY, END_S, MONTH_DAYS, START_DAY, START_S, day_number,
                     local_to_utc, month_index, to_local)
@@ -142,6 +144,11 @@ def simulate_purchases(rng: np.random.Generator, p: People,
                      np.full(keep.sum(), -1)), dropout_t
 
 
+def calendar_month(t: np.ndarray) -> np.ndarray:
+    """Calendar month (1-12, London time) of instants."""
+    return (month_index(to_local(t)) + START_DATE.month - 1) % 12 + 1
+
+
 def window_season(start_day: int) -> float:
     """Expected organic purchases in a campaign window per unit of monthly rate."""
     days = start_day + np.arange(w.CAMPAIGN_WINDOW_DAYS)
@@ -156,6 +163,18 @@ def purchases_between(pur: Purchases, who: np.ndarray, start_s: int, end_s: int)
             np.searchsorted(key, base + (end_s - START_S)))
 
 
+def last_purchase_before(parts: list[Purchases], n: int, t_s: int) -> np.ndarray:
+    """Instant of each person's last purchase before t_s across sorted purchase sets (-1: none).
+
+    This is what the organisation sees at t_s (its own till and web records), never the truth.
+    """
+    last = np.full(n, -1, dtype=np.int64)
+    for pur in parts:
+        before = pur.t < t_s
+        np.maximum.at(last, pur.person[before], pur.t[before])
+    return last
+
+
 def campaign_window(c: w.Campaign) -> tuple[int, int, int]:
     """(start day, start instant, end instant) of a campaign's response window (London days)."""
     start_day = day_number(c.start)
@@ -163,45 +182,70 @@ def campaign_window(c: w.Campaign) -> tuple[int, int, int]:
     return start_day, start_s, start_s + w.CAMPAIGN_WINDOW_DAYS * DAY
 
 
+def campaign_audience(rng: np.random.Generator, p: People, c: w.Campaign, on_file: dict,
+                      start_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Contacted people and their control flag, chosen from what is known at the start.
+
+    Eligible: signed up before the start, consented to the channel with an address or number
+    on file, not do-not-contact. Whether someone has already left is unknown to the
+    organisation, so people who left are contacted as often as anyone.
+    """
+    eligible = (p["acq_t"] < start_s) & p[f"{c.channel}_opt_in"] & on_file[c.channel] \
+        & ~p["do_not_contact"]
+    targeted = np.flatnonzero(eligible & (rng.random(len(p)) < c.target_share))
+    return targeted, rng.random(len(targeted)) < c.control_share
+
+
 def run_campaigns(rng: np.random.Generator, p: People, organic: Purchases,
                   dropout_t: np.ndarray, campaigns: list[w.Campaign], on_file: dict):
-    """Select, split and treat each campaign's audience; returns contacts and extra purchases.
+    """Select, split and treat each campaign's audience, in time order.
 
-    Eligible: signed up before the start, still a customer at the start, consented to the
-    channel (with an address or number on file) and not do-not-contact. A random share is
-    targeted, 20% of it held out as control.
-    The campaign raises the chance of buying in the window by the segment's uplift u: a treated
-    person who would not have bought (probability q = exp(-expected organic purchases), exact
-    for a Poisson process) buys with probability u / q. Then P(buy | treated) - P(buy | control)
-    = min(u, q) and the share of treated people with an incremental purchase is the same.
-    contacts['effect'] holds min(u, q), the person's exact expected uplift.
+    Potential outcomes per contacted person: y0 = an organic purchase in the window; y1 = the
+    purchase if contacted. A person alive at the start with designed uplift u who would not
+    buy anyway (probability q = exp(-expected organic purchases), exact for a Poisson process)
+    buys with probability u / q, so the individual uplift is min(u, q). People who already left
+    cannot buy (uplift 0). In the sleeping-dogs campaign, alive lapsed people (no purchase for
+    SLEEPING_DOGS_DAYS) leave at the contact with probability s instead: uplift -s (1 - q).
+    Only the treatment group's outcomes happen. Returns (contacts, campaign purchases, organic
+    purchases, dropout times); the last two change when sleeping dogs leave.
     """
     n = len(p)
-    seg = p["segment"]
-    acq = p["acq_t"]
-    dnc = p["do_not_contact"]
-    rate = p["rate"]
+    seg, rate, web_share = p["segment"], p["rate"], 1.0 - p["p_store"]
+    dropout_t = dropout_t.copy()
     contacts, extra = [], []
     for ci, c in enumerate(campaigns):  # a handful of campaigns; vectorised over people
         start_day, start_s, end_s = campaign_window(c)
-        consent = p[f"{c.channel}_opt_in"] & on_file[c.channel]
-        eligible = (acq < start_s) & (dropout_t > start_s) & consent & ~dnc
-        targeted = np.flatnonzero(eligible & (rng.random(n) < c.target_share))
-        control = rng.random(len(targeted)) < w.CONTROL_SHARE
-        lo, hi = purchases_between(organic, targeted, start_s, end_s)
-        q = np.exp(-rate[targeted] * window_season(start_day))
-        u = c.uplift[seg[targeted]]
-        incremental = ~control & (hi == lo) & (rng.random(len(targeted)) * q < u)
-        contacts.append(pd.DataFrame({"campaign": ci, "person": targeted, "control": control,
-                                      "incremental": incremental,
-                                      "effect": np.minimum(u, q)}))
-        who = targeted[incremental]
+        who, control = campaign_audience(rng, p, c, on_file, start_s)
+        last = last_purchase_before([organic, *extra], n, start_s)[who]
+        recency = np.where(last >= 0, (start_s - last) / DAY, np.inf)
+        alive = dropout_t[who] > start_s
+        lo, hi = purchases_between(organic, who, start_s, end_s)
+        y0 = hi > lo
+        q = np.exp(-rate[who] * window_season(start_day))
+        u = w.designed_uplift(c, seg[who], recency, web_share[who])
+        dogs = c.sleeping_dogs & alive & np.isfinite(recency) & (recency > w.SLEEPING_DOGS_DAYS)
+        v = rng.random(len(who))
+        persuaded = alive & ~dogs & ~y0 & (v * q < u)
+        leaves = dogs & (v < w.SLEEPING_DOGS_LEAVE_P)
+        contacts.append(pd.DataFrame({
+            "campaign": ci, "person": who, "control": control, "alive": alive,
+            "recency_days": recency, "web_share": web_share[who], "y0": y0,
+            "y1": (y0 & ~leaves) | persuaded, "incremental": ~control & persuaded,
+            "true_uplift": np.where(dogs, -w.SLEEPING_DOGS_LEAVE_P * (1 - q),
+                                    np.where(alive, np.minimum(u, q), 0.0))}))
+        gone = who[~control & leaves]
+        if len(gone):
+            dropout_t[gone] = start_s
+            stay = ~(np.isin(organic.person, gone) & (organic.t >= start_s))
+            organic = Purchases(organic.person[stay], organic.t[stay], organic.channel[stay],
+                                organic.campaign[stay])
+        buyers = who[~control & persuaded]
         # Without an organic purchase in the window nobody can drop out in it.
-        day = start_day + rng.integers(0, w.CAMPAIGN_WINDOW_DAYS, len(who))
-        channel = purchase_channel(rng, p["p_store"][who])
+        day = start_day + rng.integers(0, w.CAMPAIGN_WINDOW_DAYS, len(buyers))
+        channel = purchase_channel(rng, p["p_store"][buyers])
         t = np.clip(at_local_time(rng, day * DAY, channel), start_s, end_s - 1)
-        extra.append(Purchases(who, t, channel, np.full(len(who), ci)))
-    return pd.concat(contacts, ignore_index=True), extra
+        extra.append(Purchases(buyers, t, channel, np.full(len(buyers), ci)))
+    return pd.concat(contacts, ignore_index=True), extra, organic, dropout_t
 
 
 def merge_purchases(parts: list[Purchases], n: int) -> Purchases:
@@ -250,12 +294,39 @@ class Lines:
     unit_pence: np.ndarray
 
 
+def further_categories(rng: np.random.Generator, first_cat: np.ndarray, n_lines: np.ndarray,
+                       order: np.ndarray, line_no: np.ndarray,
+                       month: np.ndarray | None = None) -> np.ndarray:
+    """Category of each line (per line; the value on first lines is unused).
+
+    A further line is drawn from the affinity matrix row of the order's first category in its
+    month. An order of 3+ lines whose first line belongs to the three-item set takes its 2nd
+    and 3rd lines from the set's other two categories with the set's strength.
+    """
+    cal = np.zeros(len(first_cat), dtype=np.int64) if month is None else np.asarray(month)
+    follow = np.stack([w.affinity_matrix(m or None) for m in range(13)]).cumsum(axis=2)
+    later = (rng.random(len(order))[:, None] > follow[cal[order], first_cat[order]]).sum(axis=1)
+    later = np.minimum(later, len(w.CATEGORIES) - 1)
+    members, strength = w.affinity_triple()
+    others = np.zeros((len(w.CATEGORIES), 2), dtype=np.int64)  # the set's other two, by member
+    for m in members:
+        others[m] = members[members != m]
+    in_set = np.isin(first_cat, members) & (n_lines >= 3) & (rng.random(len(first_cat)) < strength)
+    swap = rng.integers(0, 2, len(first_cat))
+    gift = in_set[order] & ((line_no == 2) | (line_no == 3))
+    col = (line_no[gift] - 2 + swap[order[gift]]) % 2
+    later[gift] = others[first_cat[order[gift]], col]
+    return later
+
+
 def draw_lines(rng: np.random.Generator, seg: np.ndarray, tier: np.ndarray,
-               products: pd.DataFrame) -> Lines:
+               products: pd.DataFrame, month: np.ndarray | None = None) -> Lines:
     """1-4 lines per order with cross-sell affinities between categories.
 
     The first line's category follows overall popularity; further lines follow the affinity
-    matrix row of the first category. Most lines come from the order's tier.
+    matrix row of the first category in the order's calendar month (`month`, 1-12; None: no
+    season), or complete the three-item set (further_categories). Most lines come from the
+    order's tier.
     """
     n_orders = len(seg)
     n_lines = 1 + rng.binomial(3, w.EXTRA_LINE_PROB[seg])
@@ -264,10 +335,8 @@ def draw_lines(rng: np.random.Generator, seg: np.ndarray, tier: np.ndarray,
     line_no = np.arange(len(order)) - starts[order] + 1
     popularity = np.array([c[2] for c in w.CATEGORIES])
     first_cat = rng.choice(len(w.CATEGORIES), n_orders, p=popularity / popularity.sum())
-    follow = w.affinity_matrix().cumsum(axis=1)[first_cat[order]]
-    later = (rng.random(len(order))[:, None] > follow).sum(axis=1)
-    later = np.minimum(later, len(w.CATEGORIES) - 1)
-    category = np.where(line_no == 1, first_cat[order], later)
+    category = np.where(line_no == 1, first_cat[order],
+                        further_categories(rng, first_cat, n_lines, order, line_no, month))
     own = rng.random(len(order)) < w.OWN_TIER_SHARE
     line_tier = np.where(own, tier[order], (tier[order] + rng.integers(1, 3, len(order))) % 3)
     key = category * 3 + line_tier

@@ -9,6 +9,7 @@ across chunks. Each chunk draws from its own generator, spawned from the seed by
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +21,9 @@ from tqdm.auto import tqdm
 from crm_helpers.config import DEFAULT_SEED, END_DATE, START_DATE, private_files
 
 from . import world as w
-from .behaviour import (STORE, WEB, assign_tiers, campaign_window, draw_lines, draw_walkins,
-                        first_complaint, merge_purchases, purchases_between, run_campaigns,
-                        simulate_calls, simulate_purchases, trim_calls)
+from .behaviour import (STORE, WEB, assign_tiers, calendar_month, campaign_window, draw_lines,
+                        draw_walkins, first_complaint, merge_purchases, purchases_between,
+                        run_campaigns, simulate_calls, simulate_purchases, trim_calls)
 from .clock import DAY, N_MONTHS, format_date, format_timestamp, month_index, month_label, to_local
 from .defects import DefectRates, defect_frame, impossible_timestamps, pick_defect_rows
 from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
@@ -54,11 +55,10 @@ class RunState:
     emails: EmailRegistry = field(default_factory=EmailRegistry)
     qa_emails: set = field(default_factory=set)
     cohort: np.ndarray = field(default_factory=lambda: np.zeros((N_MONTHS, N_MONTHS), np.int64))
-    cooccurrence: np.ndarray = field(  # order-level category pairs, for the affinity truth
-        default_factory=lambda: np.zeros((len(w.CATEGORIES),) * 2, np.int64))
-    baskets: int = 0  # sales orders counted in `cooccurrence`
+    basket_mix: np.ndarray = field(  # sales orders by segment x calendar month (affinity truth)
+        default_factory=lambda: np.zeros((len(w.SEGMENTS), 12), np.int64))
     summary: dict = field(default_factory=dict)
-    effect_sum: np.ndarray = field(  # expected uplift of treated people by campaign x segment
+    effect_sum: np.ndarray = field(  # true uplift of contacted people by campaign x segment
         default_factory=lambda: np.zeros((len(w.CAMPAIGNS), len(w.SEGMENTS))))
     effect_n: np.ndarray = field(
         default_factory=lambda: np.zeros((len(w.CAMPAIGNS), len(w.SEGMENTS)), np.int64))
@@ -142,14 +142,16 @@ def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.ra
     refs = number_master(master, state)
     calls = simulate_calls(rng, p)
     organic, dropout_t = simulate_purchases(rng, p, first_complaint(calls, n))
+    contacts, extras, organic, dropout_t = run_campaigns(
+        rng, p, organic, dropout_t, world.campaigns,
+        {"email": master.email_on_file, "sms": master.phone_on_file})
     calls = trim_calls(calls, dropout_t)
-    contacts, extras = run_campaigns(rng, p, organic, dropout_t, world.campaigns,
-                                     {"email": master.email_on_file, "sms": master.phone_on_file})
     add_effects(state, contacts, p)
     pur = merge_purchases([organic, *extras], n)
     tier, final_tier = assign_tiers(rng, pur, p)
-    lines = draw_lines(rng, p["segment"][pur.person], tier, world.products)
-    add_baskets(state, lines, len(pur.t))
+    order_seg, order_month = p["segment"][pur.person], calendar_month(pur.t)
+    lines = draw_lines(rng, order_seg, tier, world.products, order_month)
+    add_baskets(state, order_seg, order_month)
     pos = build_pos(rng, store_sales(rng, p, pur, lines, master, world, rates, state), rates,
                     world.products, state.numberer("receipt"), first_chunk)
     web = build_web(rng, web_sales(rng, p, pur, lines, world, rates), rates, world.products,
@@ -192,12 +194,12 @@ def _objects(values) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def add_baskets(state: RunState, lines, n_orders: int) -> None:
-    """Order-level category co-occurrence counts (diagonal: orders containing the category)."""
-    incidence = np.zeros((n_orders, len(w.CATEGORIES)), dtype=np.int64)
-    incidence[lines.order, lines.category] = 1
-    state.cooccurrence += incidence.T @ incidence
-    state.baskets += n_orders
+def add_baskets(state: RunState, seg: np.ndarray, month: np.ndarray) -> None:
+    """Count sales orders by the segment their lines were drawn for and calendar month (1-12).
+
+    Only the mix is kept: the affinity truth weighs the designed basket probabilities by it.
+    """
+    np.add.at(state.basket_mix, (seg, month - 1), 1)
 
 
 def number_master(master, state: RunState) -> dict:
@@ -233,8 +235,9 @@ def store_sales(rng, p: People, pur, lines, master, world: World, rates,
     crm = orders_of(person_ids, pur.t, lines, is_store, {"store": store, "card": card})
     walk_t, walk_store, walk_tier = draw_walkins(rng, crm.t)
     k = len(walk_t)
-    walk_lines = draw_lines(rng, np.full(k, 2), walk_tier, world.products)
-    add_baskets(state, walk_lines, k)
+    walk_month = calendar_month(walk_t)
+    walk_lines = draw_lines(rng, np.full(k, 2), walk_tier, world.products, walk_month)
+    add_baskets(state, np.full(k, 2), walk_month)
     walkins = OrderSet(walk_t, np.full(k, "", dtype=object), walk_lines,
                        {"store": walk_store, "card": np.full(k, "")})
     k = rng.binomial(len(crm.t) + k, rates.training_receipt)
@@ -394,11 +397,20 @@ def write_campaigns(out: Output, rng, world: World, p: People, contacts: pd.Data
             "pence": np.concatenate([gross[bought], np.zeros(clicked.sum())]).astype(np.int64),
         }).sort_values(["day", "customer_ref", "response_type"], kind="stable", ignore_index=True)
         write_responses(out, c.campaign_id, resp)
+        recency = cc["recency_days"].to_numpy()
+        known = np.isfinite(recency)
+        tf = np.array(["false", "true"], dtype=object)
         out.append_truth("campaign_outcomes", {
             "campaign_id": np.full(k, c.campaign_id), "person_id": p["person_id"][who],
             "segment": np.array(w.SEGMENTS)[p["segment"][who]], "group": group,
-            "purchased_in_window": np.where(hi > lo, "true", "false"),
-            "incremental": np.where(incremental, "true", "false")})
+            "alive_at_start": tf[cc["alive"].to_numpy(dtype=int)],
+            "recency_days": np.where(known, np.floor(np.where(known, recency, 0))
+                                     .astype(np.int64).astype(str), ""),
+            "web_share": np.round(cc["web_share"].to_numpy(), 3),
+            "y0": tf[cc["y0"].to_numpy(dtype=int)], "y1": tf[cc["y1"].to_numpy(dtype=int)],
+            "purchased_in_window": tf[(hi > lo).astype(int)],
+            "incremental": tf[incremental.astype(int)],
+            "true_uplift": np.round(cc["true_uplift"].to_numpy(), 4)})
 
 
 def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -446,11 +458,10 @@ def write_people(out: Output, p: People, dropout_t: np.ndarray, final_tier: np.n
 
 
 def add_effects(state: RunState, contacts: pd.DataFrame, p: People) -> None:
-    """Accumulate treated people's exact expected uplift by campaign and segment."""
-    treated = contacts[~contacts["control"]]
-    seg = p["segment"][treated["person"].to_numpy()]
-    camp = treated["campaign"].to_numpy()
-    np.add.at(state.effect_sum, (camp, seg), treated["effect"].to_numpy())
+    """Accumulate contacted people's true individual uplift by campaign and segment."""
+    seg = p["segment"][contacts["person"].to_numpy()]
+    camp = contacts["campaign"].to_numpy()
+    np.add.at(state.effect_sum, (camp, seg), contacts["true_uplift"].to_numpy())
     np.add.at(state.effect_n, (camp, seg), 1)
 
 
@@ -478,8 +489,11 @@ def write_final_truth(out: Output, world: World, state: RunState, rates: DefectR
     out.write_truth_frame("cohort_retention", pd.DataFrame(rows, columns=[
         "cohort_month", "months_since", "cohort_size", "active_customers", "retention_rate"])
         .round({"retention_rate": 6}))
-    out.write_truth_frame("category_affinity", affinity_truth(state.cooccurrence, state.baskets))
+    pairs, sets = affinity_truth(state.basket_mix)
+    out.write_truth_frame("category_affinity", pairs)
+    out.write_truth_frame("affinity_sets", sets)
     out.write_truth_frame("campaign_effects", campaign_effects(world, state))
+    out.write_truth_frame("campaign_design", campaign_design(world))
     config = {"seed": seed, "N": customers, "chunk_size": chunk_size,
               "window": [START_DATE.isoformat(), END_DATE.isoformat()],
               "defect_rates": rates.as_dict(),
@@ -489,46 +503,89 @@ def write_final_truth(out: Output, world: World, state: RunState, rates: DefectR
                            for i, s in enumerate(w.SEGMENTS)},
               "complaint_dropout_multiplier": w.COMPLAINT_DROPOUT_MULTIPLIER,
               "control_share": w.CONTROL_SHARE, "campaign_window_days": w.CAMPAIGN_WINDOW_DAYS,
+              "campaign_uplift": {
+                  "segment_uplift": dict(zip(w.SEGMENTS, w.CAMPAIGN_SEGMENT_UPLIFT.tolist())),
+                  "recency_bands_days": list(w.RECENCY_BANDS),
+                  "recency_factor": w.RECENCY_FACTOR.tolist(),
+                  "channel_factor": {k: list(v) for k, v in w.CHANNEL_FACTOR.items()},
+                  "max_uplift": w.MAX_UPLIFT,
+                  "sleeping_dogs": {"campaign_id": w.SLEEPING_DOGS_CAMPAIGN,
+                                    "lapsed_after_days": w.SLEEPING_DOGS_DAYS,
+                                    "leave_p": w.SLEEPING_DOGS_LEAVE_P}},
               "counts": {k: v for k, v in state.summary.items()}}
     (out.truth / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def campaign_effects(world: World, state: RunState) -> pd.DataFrame:
-    """True uplift by campaign and segment.
+    """Designed and true uplift by campaign and segment.
 
-    true_uplift is the expected increase in the probability of a purchase in the window for
-    the treated people of the sample (equal to the designed uplift except where a person
-    almost surely buys anyway, e.g. elite customers before Christmas); designed_uplift is the
-    campaign's parameter.
+    designed_uplift: the campaign's segment parameter (strength x CAMPAIGN_SEGMENT_UPLIFT)
+    before recency and channel act on it. true_uplift: the mean individual uplift (designed
+    probabilities, not outcomes) of the segment's contacted people, both groups; this is what a
+    difference in purchase rates between treatment and control estimates. contacted: people.
     """
     rows = []
     for ci, c in enumerate(world.campaigns):
         for si, s in enumerate(w.SEGMENTS):
-            n = state.effect_n[ci, si]
-            true = state.effect_sum[ci, si] / n if n else float(c.uplift[si])
-            rows.append((c.campaign_id, s, round(float(true), 4), float(c.uplift[si])))
-    return pd.DataFrame(rows, columns=["campaign_id", "segment", "true_uplift", "designed_uplift"])
+            n = int(state.effect_n[ci, si])
+            true = round(float(state.effect_sum[ci, si] / n), 4) if n else float("nan")
+            rows.append((c.campaign_id, s, round(float(c.uplift[si]), 4), true, n))
+    return pd.DataFrame(rows, columns=["campaign_id", "segment", "designed_uplift",
+                                       "true_uplift", "contacted"])
 
 
-def affinity_truth(cooc: np.ndarray, n_orders: int) -> pd.DataFrame:
-    """Designed cross-sell affinity per ordered category pair, and what the orders show.
+def campaign_design(world: World) -> pd.DataFrame:
+    """The campaign calendar as designed: channel, dates, target and control shares, strength."""
+    return pd.DataFrame([{
+        "campaign_id": c.campaign_id, "channel": c.channel, "start_date": c.start.isoformat(),
+        "target_share": c.target_share, "control_share": c.control_share,
+        "strength": c.strength, "sleeping_dogs": str(c.sleeping_dogs).lower()}
+        for c in world.campaigns])
 
-    affinity: probability that a further line of an order whose first line is from category_a
-    is drawn from category_b because of the affinity (0 for pairs without one).
-    support/confidence/lift: observed over all sales orders (CRM and walk-in).
+
+def affinity_truth(mix: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Designed category affinities: every unordered pair, and the three-item set.
+
+    Pairs: kind (strong, weak, seasonal, in_set for pairs inside the three-item set, none),
+    designed strength (off season for the seasonal pair; season_months and season_strength
+    give its season) and designed_lift: the expected order-level lift P(a and b) / (P(a) P(b))
+    computed from the generator's probabilities, weighted by the orders' segment x month mix
+    (world.designed_basket_shares), never counted from the orders; designed_lift_in_season the
+    same over the season's months only. Sets: the three-item set's strength, designed_lift
+    P(abc) / (P(a) P(b) P(c)) and designed_lift_over_pairs P(abc) P(a) P(b) P(c) /
+    (P(ab) P(ac) P(bc)) (1 when the pairs explain the triple).
     """
-    names = [c[0] for c in w.CATEGORIES]
-    designed = w.designed_affinity()
-    n = max(n_orders, 1)
-    share = np.diag(cooc) / n
+    names = w.category_names()
+    members, strength = w.affinity_triple()
+    triple = tuple(sorted(int(m) for m in members))
+    pairs = list(combinations(range(len(names)), 2))
+    sets = [(i,) for i in range(len(names))] + pairs + [triple]
+    share = w.designed_basket_shares(mix, sets)
+    designed = {tuple(sorted((names.index(a), names.index(b)))): (kind, s, (a, b))
+                for a, b, kind, s in w.AFFINITY_PAIRS}
     rows = []
-    for a, na in enumerate(names):
-        for b, nb in enumerate(names):
-            if a == b:
-                continue
-            support = cooc[a, b] / n
-            rows.append((na, nb, round(float(designed[a, b]), 4), round(support, 6),
-                         round(cooc[a, b] / max(cooc[a, a], 1), 6),
-                         round(support / max(share[a] * share[b], 1e-12), 4)))
-    return pd.DataFrame(rows, columns=["category_a", "category_b", "affinity", "support",
-                                       "confidence", "lift"])
+    for a, b in pairs:
+        kind, s, key = designed.get((a, b), ("in_set" if {a, b} <= set(triple) else "none",
+                                             0.0, None))
+        months, in_season = w.SEASONAL_AFFINITY.get(key, ((), None))
+        lift_in = ""
+        if months:
+            season_mix = np.zeros_like(mix)
+            season_mix[:, [m - 1 for m in months]] = mix[:, [m - 1 for m in months]]
+            sp = w.designed_basket_shares(season_mix, [(a,), (b,), (a, b)])
+            lift_in = round(sp[(a, b)] / (sp[(a,)] * sp[(b,)]), 4)
+        rows.append((names[a], names[b], kind, s, " ".join(map(str, months)),
+                     in_season if months else "",
+                     round(share[(a, b)] / (share[(a,)] * share[(b,)]), 4), lift_in))
+    pair_frame = pd.DataFrame(rows, columns=[
+        "category_a", "category_b", "kind", "strength", "season_months", "season_strength",
+        "designed_lift", "designed_lift_in_season"])
+    x, y, z = triple
+    singles = share[(x,)] * share[(y,)] * share[(z,)]
+    set_frame = pd.DataFrame([{
+        "categories": " + ".join(names[i] for i in triple), "kind": "three_item_set",
+        "strength": strength, "designed_support": round(share[triple], 6),
+        "designed_lift": round(share[triple] / singles, 4),
+        "designed_lift_over_pairs": round(share[triple] * singles / (
+            share[(x, y)] * share[(x, z)] * share[(y, z)]), 4)}])
+    return pair_frame, set_frame

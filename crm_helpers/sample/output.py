@@ -49,8 +49,9 @@ TRUTH_COLUMNS = {
                "sms_opt_in", "do_not_contact", "initial_tier", "final_tier"],
     "identity": ["source", "source_record_id", "person_id"],
     "orders": ["source", "order_id", "person_id"],
-    "campaign_outcomes": ["campaign_id", "person_id", "segment", "group", "purchased_in_window",
-                          "incremental"],
+    "campaign_outcomes": ["campaign_id", "person_id", "segment", "group", "alive_at_start",
+                          "recency_days", "web_share", "y0", "y1", "purchased_in_window",
+                          "incremental", "true_uplift"],
     "defects": ["source", "file", "record_key", "defect"],
 }
 

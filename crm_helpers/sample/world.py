@@ -7,6 +7,7 @@ identical for every chunk of people and independent of the number of customers.
 from __future__ import annotations
 
 import unicodedata
+from itertools import combinations
 from dataclasses import dataclass
 from datetime import date
 
@@ -258,34 +259,71 @@ CATEGORIES = (
 TIER_LABEL = ("Essential", "Select", "Signature")
 TIER_PRICE_FACTOR = np.array([1.0, 1.9, 3.6])
 TIER_COST_SHARE = np.array([0.68, 0.56, 0.44])  # unit cost / list price: margin grows with tier
-# Cross-sell: (category a, category b, weight). An order whose first line is from a draws each
-# further line from an affinity partner with probability AFFINITY_SHARE[a] (partners by weight).
-AFFINITY_PAIRS = (
-    ("Clothing", "Footwear", 0.65), ("Clothing", "Accessories", 0.35),
-    ("Footwear", "Clothing", 0.7), ("Footwear", "Accessories", 0.3),
-    ("Accessories", "Clothing", 0.5), ("Accessories", "Footwear", 0.5),
-    ("Home", "Kitchen", 0.6), ("Home", "Garden", 0.4),
-    ("Kitchen", "Home", 1.0), ("Garden", "Home", 1.0), ("Electronics", "Home", 1.0),
+# Cross-sell, designed at several strengths. An order's first line comes from some category a;
+# each further line is drawn "because of" an affinity partner b of a with the pair's strength,
+# otherwise from overall popularity. Pairs act in both directions (a -> b and b -> a).
+AFFINITY_PAIRS = (  # (category a, category b, kind, strength)
+    ("Clothing", "Footwear", "strong", 0.45),
+    ("Clothing", "Accessories", "strong", 0.30),
+    ("Home", "Kitchen", "strong", 0.45),
+    ("Electronics", "Kitchen", "weak", 0.14),
+    ("Footwear", "Garden", "weak", 0.18),
+    ("Beauty", "Electronics", "weak", 0.07),
+    ("Garden", "Home", "seasonal", 0.05),
 )
-AFFINITY_SHARE = {"Clothing": 0.65, "Footwear": 0.6, "Accessories": 0.4, "Home": 0.55,
-                  "Kitchen": 0.5, "Garden": 0.5, "Electronics": 0.35, "Beauty": 0.0}
+# The seasonal pair is much stronger in spring (calendar months, 1 = January).
+SEASONAL_AFFINITY = {("Garden", "Home"): ((3, 4, 5), 0.35)}
+# A gift set bought together more often than its pairs imply: an order of 3+ lines whose first
+# line is from one of the three takes its 2nd and 3rd lines from the other two with this chance.
+AFFINITY_TRIPLE = (("Accessories", "Beauty", "Home"), 0.2)
 
 # --- Campaigns -------------------------------------------------------------------------------
+# Targeting uses only what the organisation knows at the start: signed up before it, consent to
+# the channel with an address or number on file, not do-not-contact. A random target share of
+# them is contacted, a random control share of those held out. Windows never overlap.
 CAMPAIGN_WINDOW_DAYS = 30
-CONTROL_SHARE = 0.20
-# campaign_id, name, channel, start date, offer
+CONTROL_SHARE = 0.20  # the usual hold-out; some campaigns hold out half
+# campaign_id, name, channel, start date, offer, target share, control share, strength
 CAMPAIGNS = (
-    ("C01", "Spring refresh 2023", "email", date(2023, 4, 3), "15% off home and garden"),
-    ("C02", "Summer SMS flash", "sms", date(2023, 7, 3), "20% off one item"),
-    ("C03", "Black Friday 2023", "email", date(2023, 11, 13), "25% off everything"),
-    ("C04", "New year win-back", "email", date(2024, 1, 15), "GBP 10 off GBP 50"),
-    ("C05", "Loyalty double points", "sms", date(2024, 5, 6), "double loyalty points"),
-    ("C06", "Autumn style", "email", date(2024, 9, 16), "free delivery"),
-    ("C07", "Spring SMS 2025", "sms", date(2025, 3, 10), "15% off one item"),
-    ("C08", "Summer sale 2025", "email", date(2025, 6, 23), "up to 40% off"),
+    ("C01", "Spring refresh 2023", "email", date(2023, 4, 3), "15% off home and garden",
+     0.9, 0.5, 1.0),
+    ("C02", "Summer SMS flash", "sms", date(2023, 7, 3), "20% off one item", 0.9, 0.5, 1.1),
+    ("C03", "Black Friday 2023", "email", date(2023, 11, 13), "25% off everything",
+     0.9, 0.2, 1.3),
+    ("C04", "New year win-back", "email", date(2024, 1, 15), "GBP 10 off GBP 50", 0.8, 0.5, 0.9),
+    ("C05", "Spring garden 2024", "email", date(2024, 3, 11), "20% off garden", 0.7, 0.5, 0.8),
+    ("C06", "Loyalty double points", "sms", date(2024, 5, 6), "double loyalty points",
+     0.8, 0.2, 1.0),
+    ("C07", "Summer sale 2024", "email", date(2024, 7, 1), "up to 30% off", 0.8, 0.2, 1.1),
+    ("C08", "Autumn style", "email", date(2024, 9, 16), "free delivery", 0.7, 0.5, 0.7),
+    ("C09", "Black Friday 2024", "email", date(2024, 11, 11), "25% off everything",
+     0.9, 0.2, 1.3),
+    ("C10", "New year SMS 2025", "sms", date(2025, 1, 13), "GBP 5 off", 0.8, 0.5, 0.9),
+    ("C11", "Spring SMS 2025", "sms", date(2025, 3, 10), "15% off one item", 0.8, 0.2, 1.0),
+    ("C12", "Summer sale 2025", "email", date(2025, 6, 23), "up to 40% off", 0.8, 0.2, 1.2),
+    ("C13", "Reactivation SMS 2025", "sms", date(2025, 9, 8), "we miss you: 10% off",
+     0.9, 0.5, 1.0),
+    ("C14", "Black Friday 2025", "email", date(2025, 11, 10), "25% off everything",
+     0.9, 0.2, 1.3),
 )
+# Designed uplift in the chance of buying in the window, by segment (elite, loyal, regular,
+# occasional), before the campaign's strength and the person's observable traits act on it.
+# TODO(merge): world-core adds a per-segment responsiveness; take it from there.
+CAMPAIGN_SEGMENT_UPLIFT = np.array([0.03, 0.06, 0.09, 0.12])
+# Observed recency at the start (days since the last purchase; never bought = beyond the last
+# band): multiplier of the uplift. Recent buyers respond more.
+RECENCY_BANDS = (90, 365)  # band edges in days: <= 90, <= 365, later or never
+RECENCY_FACTOR = np.array([1.3, 1.0, 0.6])
+# Channel preference: e-mail works on people who buy online, SMS on store shoppers.
+# Multiplier = base + slope x web share (share of purchases made online).
+CHANNEL_FACTOR = {"email": (0.5, 1.0), "sms": (1.5, -1.0)}
+MAX_UPLIFT = 0.3
+# Sleeping dogs: lapsed customers (no purchase for SLEEPING_DOGS_DAYS, but some purchase before)
+# reached by this SMS leave at the contact with this chance instead of being persuaded.
+SLEEPING_DOGS_CAMPAIGN = "C13"
+SLEEPING_DOGS_DAYS = 120
+SLEEPING_DOGS_LEAVE_P = 0.8
 CLICK_P = {"email": (0.10, 0.55), "sms": (0.05, 0.40)}  # (baseline, if an incremental purchase)
-
 
 def build_products(rng: np.random.Generator) -> pd.DataFrame:
     """Catalogue of 8 categories x 3 tiers x 3-4 products with list price and unit cost."""
@@ -311,34 +349,110 @@ def build_products(rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def affinity_matrix() -> np.ndarray:
-    """Row-stochastic matrix: category of a further order line given the first line's category."""
-    names = [c[0] for c in CATEGORIES]
+def category_names() -> list[str]:
+    """Category names in catalogue order (their index is the category index everywhere)."""
+    return [c[0] for c in CATEGORIES]
+
+
+def category_popularity() -> np.ndarray:
+    """Share of each category among lines drawn without an affinity."""
     popularity = np.array([c[2] for c in CATEGORIES])
-    popularity = popularity / popularity.sum()
-    partners = np.zeros((len(names), len(names)))
-    for a, b, w in AFFINITY_PAIRS:
-        partners[names.index(a), names.index(b)] = w
-    share = np.array([AFFINITY_SHARE[n] for n in names])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        partners = np.nan_to_num(partners / partners.sum(axis=1, keepdims=True))
-    return share[:, None] * partners + (1 - share[:, None]) * popularity[None, :]
+    return popularity / popularity.sum()
 
 
-def designed_affinity() -> np.ndarray:
-    """Probability that a further line comes from b *because of* the affinity with first line a."""
-    names = [c[0] for c in CATEGORIES]
-    out = np.zeros((len(names), len(names)))
-    for a, b, w in AFFINITY_PAIRS:
-        ia = names.index(a)
-        total = sum(w2 for a2, _, w2 in AFFINITY_PAIRS if a2 == a)
-        out[ia, names.index(b)] = AFFINITY_SHARE[a] * w / total
+def affinity_strengths(month: int | None = None) -> np.ndarray:
+    """Symmetric matrix of designed pair strengths in a calendar month (1-12; None: off season)."""
+    names = category_names()
+    strength = np.zeros((len(names), len(names)))
+    for a, b, _, s in AFFINITY_PAIRS:
+        months, in_season = SEASONAL_AFFINITY.get((a, b), ((), s))
+        s = in_season if month in months else s
+        strength[names.index(a), names.index(b)] = strength[names.index(b), names.index(a)] = s
+    return strength
+
+
+def affinity_matrix(month: int | None = None) -> np.ndarray:
+    """Row-stochastic matrix: category of a further line given the first line's category.
+
+    month: calendar month 1-12 (the seasonal pair is stronger in its season); None: off season.
+    """
+    strength = affinity_strengths(month)
+    others = np.tile(category_popularity(), (len(strength), 1))
+    np.fill_diagonal(others, 0.0)  # a further line is another category (a second T-shirt is qty)
+    others /= others.sum(axis=1, keepdims=True)
+    return strength + (1 - strength.sum(axis=1, keepdims=True)) * others
+
+
+def affinity_triple() -> tuple[np.ndarray, float]:
+    """Category indices of the designed three-item set and its strength."""
+    names = category_names()
+    members, strength = AFFINITY_TRIPLE
+    return np.array([names.index(m) for m in members]), strength
+
+
+def first_line_p() -> np.ndarray:
+    """Category probabilities of an order's first line, by segment (segments x categories)."""
+    return np.tile(category_popularity(), (len(SEGMENTS), 1))
+
+
+def line_count_p() -> np.ndarray:
+    """Probabilities of 1-4 lines per order by segment: 1 + Binomial(3, EXTRA_LINE_PROB)."""
+    p = EXTRA_LINE_PROB[:, None]
+    j = np.arange(4)[None, :]
+    return np.array([1, 3, 3, 1])[None, :] * p**j * (1 - p) ** (3 - j)
+
+
+def _p_contains(wanted: tuple, first: int, forced: tuple, k: np.ndarray,
+                row: np.ndarray) -> np.ndarray:
+    """P(an order holds every category in `wanted`) given its first category, the categories
+    forced into it, and k further lines drawn from `row` (inclusion-exclusion; k an array)."""
+    rest = [x for x in wanted if x != first and x not in forced]
+    total = np.zeros(len(k))
+    for size in range(len(rest) + 1):
+        for sub in combinations(rest, size):
+            total += (-1) ** size * (1 - row[list(sub)].sum()) ** k
+    return total
+
+
+def basket_probability(wanted: tuple, first_p: np.ndarray, lines_p: np.ndarray,
+                       matrix: np.ndarray) -> float:
+    """Designed chance that an order holds all categories in `wanted`.
+
+    first_p: first-line category probabilities; lines_p: P(1..4 lines); matrix: further-line
+    categories by first category (affinity_matrix). Includes the three-item set.
+    """
+    triple, t = affinity_triple()
+    n_lines = np.arange(1, 5)
+    total = 0.0
+    for f in np.flatnonzero(first_p):
+        plain = _p_contains(wanted, f, (), n_lines - 1, matrix[f])
+        if f in triple:
+            forced = tuple(int(x) for x in triple if x != f)
+            with_set = _p_contains(wanted, f, forced, np.maximum(n_lines - 3, 0), matrix[f])
+            plain = np.where(n_lines >= 3, (1 - t) * plain + t * with_set, plain)
+        total += first_p[f] * float(lines_p @ plain)
+    return total
+
+
+def designed_basket_shares(mix: np.ndarray, sets: list[tuple]) -> dict[tuple, float]:
+    """Designed share of orders holding each set of categories, for an order mix.
+
+    mix: orders by segment x calendar month (12); the result is the mix-weighted average of
+    basket_probability, i.e. the expected share given who bought when, not an observed count.
+    """
+    weights = mix / max(mix.sum(), 1)
+    first, lines = first_line_p(), line_count_p()
+    out = dict.fromkeys(sets, 0.0)
+    for g, m in zip(*np.nonzero(weights)):
+        matrix = affinity_matrix(int(m) + 1)
+        for s in sets:
+            out[s] += weights[g, m] * basket_probability(s, first[g], lines[g], matrix)
     return out
 
 
 @dataclass(frozen=True)
 class Campaign:
-    """One e-mail or SMS campaign with its targeting share and true uplift by segment."""
+    """One e-mail or SMS campaign: targeting and control shares and its designed uplift."""
 
     campaign_id: str
     name: str
@@ -346,15 +460,29 @@ class Campaign:
     start: date
     offer: str
     target_share: float
-    uplift: np.ndarray  # by segment index
+    uplift: np.ndarray  # designed uplift by segment index (strength x CAMPAIGN_SEGMENT_UPLIFT)
+    control_share: float = CONTROL_SHARE
+    strength: float = 1.0
+    sleeping_dogs: bool = False
 
 
-def build_campaigns(rng: np.random.Generator) -> list[Campaign]:
-    """The campaign calendar; uplifts differ by segment and a little by campaign."""
-    out = []
-    for cid, name, channel, start, offer in CAMPAIGNS:
-        strength = rng.uniform(0.75, 1.25)
-        uplift = np.clip(BASE_UPLIFT * strength * rng.uniform(0.85, 1.15, 4), 0.01, 0.15)
-        out.append(Campaign(cid, name, channel, start, offer, float(rng.uniform(0.5, 0.9)),
-                            np.round(uplift, 3)))
-    return out
+def build_campaigns(rng: np.random.Generator | None = None) -> list[Campaign]:
+    """The campaign calendar in time order (fully designed: the generator is not used)."""
+    out = [Campaign(cid, name, channel, start, offer, target, strength * CAMPAIGN_SEGMENT_UPLIFT,
+                    control, strength, cid == SLEEPING_DOGS_CAMPAIGN)
+           for cid, name, channel, start, offer, target, control, strength in CAMPAIGNS]
+    return sorted(out, key=lambda c: c.start)
+
+
+def designed_uplift(c: Campaign, segment: np.ndarray, recency_days: np.ndarray,
+                    web_share: np.ndarray) -> np.ndarray:
+    """Designed rise in the chance of buying in the window if contacted, for people alive at
+    the start: segment uplift x recency factor x channel factor, capped at MAX_UPLIFT.
+
+    recency_days: days since the last purchase at the start (inf if never); web_share: share
+    of the person's purchases made online (1 - store preference).
+    """
+    band = np.searchsorted(np.array(RECENCY_BANDS), recency_days, side="left")
+    base, slope = CHANNEL_FACTOR[c.channel]
+    return np.clip(c.uplift[segment] * RECENCY_FACTOR[band] * (base + slope * web_share),
+                   0.0, MAX_UPLIFT)
