@@ -1,16 +1,16 @@
 """The simulation driver: people in fixed-size chunks, each chunk's rows appended to the files.
 
 Memory is bounded by the chunk size: only ID counters, e-mail hashes (8 bytes per address) and
-small accumulators (cohort, category co-occurrence and campaign-effect counts) are carried
-across chunks. Each chunk draws from its own generator, spawned from the seed by chunk number
+small accumulators (cohort counts, the order mix for the affinity truth, campaign effects) are
+carried across chunks. Each chunk draws from its own generator, spawned from the seed by chunk number
 (np.random.SeedSequence), so the same seed and size give byte-identical files.
 """
 
 from __future__ import annotations
 
 import json
-from itertools import combinations
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
