@@ -479,8 +479,8 @@ def designed_uplift(c: Campaign, segment: np.ndarray, recency_days: np.ndarray,
     """Designed rise in the chance of buying in the window if contacted, for people alive at
     the start: segment uplift x recency factor x channel factor, capped at MAX_UPLIFT.
 
-    recency_days: days since the last purchase at the start (inf if never); web_share: share
-    of the person's purchases made online (1 - store preference).
+    recency_days: days since the last purchase at the start (inf if never); web_share: the
+    person's chance of buying online rather than in a store (1 - store preference).
     """
     band = np.searchsorted(np.array(RECENCY_BANDS), recency_days, side="left")
     base, slope = CHANNEL_FACTOR[c.channel]
