@@ -514,7 +514,7 @@ def test_changed_declaration_reloads_the_source(world):
 # --- the generated sample world -----------------------------------------------------------------
 
 try:  # the generator is written in parallel: skip cleanly until it can be imported
-    from crm_helpers.sample import generate
+    from crm_helpers.sample import DefectRates, generate
 except Exception:  # noqa: BLE001 - any import failure means "not ready yet"
     generate = None
 
@@ -522,7 +522,9 @@ except Exception:  # noqa: BLE001 - any import failure means "not ready yet"
 @pytest.mark.slow
 @pytest.mark.skipif(generate is None, reason="crm_helpers.sample.generate is not available yet")
 def test_generated_sample_balances(tmp_path):
-    generate(tmp_path, customers=1000, seed=1, progress=False)
+    # Birth-date defects are rare (0.2%): raised so that 1,000 people surely have some.
+    generate(tmp_path, customers=1000, seed=1, progress=False,
+             rates=DefectRates(impossible_birth_date=0.01))
     audit = collect(tmp_path, tmp_path / "warehouse.duckdb", progress=False)
     raw = tmp_path / "raw"
     for row in audit.itertuples():  # rows_read = the file's non-empty data lines
