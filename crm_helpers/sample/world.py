@@ -442,11 +442,17 @@ def designed_basket_shares(mix: np.ndarray, sets: list[tuple]) -> dict[tuple, fl
     """
     weights = mix / max(mix.sum(), 1)
     first, lines = first_line_p(), line_count_p()
+    # Months share a matrix unless a season tells them apart: compute each distinct one once.
+    matrices = {}
+    for m in range(12):
+        matrix = affinity_matrix(m + 1)
+        matrices.setdefault(matrix.tobytes(), (matrix, []))[1].append(m)
     out = dict.fromkeys(sets, 0.0)
-    for g, m in zip(*np.nonzero(weights)):
-        matrix = affinity_matrix(int(m) + 1)
-        for s in sets:
-            out[s] += weights[g, m] * basket_probability(s, first[g], lines[g], matrix)
+    for matrix, months in matrices.values():
+        for g in np.flatnonzero(weights[:, months].sum(axis=1)):
+            weight = weights[g, months].sum()
+            for s in sets:
+                out[s] += weight * basket_probability(s, first[g], lines[g], matrix)
     return out
 
 
