@@ -81,6 +81,11 @@ def with_truth(base: Path) -> pd.DataFrame:
     return rows.merge(out, on=["campaign_id", "person_id"], suffixes=("", "_truth"))
 
 
+@pytest.fixture(scope="module")
+def linked(world) -> pd.DataFrame:
+    return with_truth(world)
+
+
 # --- no leaks -----------------------------------------------------------------------------------
 
 def leaver_imbalance(base: Path) -> tuple[list[float], float, int]:
@@ -159,20 +164,20 @@ def test_most_campaigns_are_measurable_and_recover_the_true_uplift(world):
 
 
 @pytest.mark.slow
-def test_uplift_by_segment_is_recovered_from_the_raw_files(world):
-    rows = with_truth(world)
+def test_uplift_by_segment_is_recovered_from_the_raw_files(linked):
+    rows = linked
     for segment, g in rows.groupby("segment"):
         diff, se, true = stratified(g)
         assert abs(diff - true) < Z_CHECK * se, segment
 
 
 @pytest.mark.slow
-def test_uplift_depends_on_observable_recency_and_channel_preference(world):
+def test_uplift_depends_on_observable_recency_and_channel_preference(world, linked):
     """Recent buyers respond more than people without a purchase for a year, and e-mail works
     better on people who buy online; estimates from the raw files track the designed truth."""
     config = json.loads((world / "truth" / "config.json").read_text())["campaign_uplift"]
     assert config["recency_factor"][0] > config["recency_factor"][-1]
-    rows = with_truth(world)
+    rows = linked
     rows = rows[rows["campaign_id"] != config["sleeping_dogs"]["campaign_id"]]
     days = pd.to_numeric(rows["recency_days"], errors="coerce").fillna(np.inf)
     recent, _ = config["recency_bands_days"]
@@ -191,11 +196,11 @@ def test_uplift_depends_on_observable_recency_and_channel_preference(world):
 
 
 @pytest.mark.slow
-def test_sleeping_dogs_lose_sales_when_contacted(world):
+def test_sleeping_dogs_lose_sales_when_contacted(world, linked):
     """Lapsed customers reached by the reactivation SMS buy less (they leave)."""
     dogs = json.loads((world / "truth" / "config.json").read_text())["campaign_uplift"][
         "sleeping_dogs"]
-    rows = with_truth(world)
+    rows = linked
     rows = rows[rows["campaign_id"] == dogs["campaign_id"]]
     days = pd.to_numeric(rows["recency_days"], errors="coerce")
     lapsed = rows[days > dogs["lapsed_after_days"]]
