@@ -2,8 +2,8 @@
 
 Memory is bounded by the chunk size: only ID counters, e-mail hashes (8 bytes per address) and
 small accumulators (cohort counts, the order mix for the affinity truth, campaign effects) are
-carried across chunks. Each chunk draws from its own generator, spawned from the seed by chunk number
-(np.random.SeedSequence), so the same seed and size give byte-identical files.
+carried across chunks. Each chunk draws from its own generator, spawned from the seed by chunk
+number (np.random.SeedSequence), so the same seed and size give byte-identical files.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ identical for every chunk of people and independent of the number of customers.
 from __future__ import annotations
 
 import unicodedata
-from itertools import combinations
 from dataclasses import dataclass
 from datetime import date
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -315,7 +315,7 @@ CAMPAIGN_SEGMENT_UPLIFT = np.array([0.03, 0.06, 0.09, 0.12])
 RECENCY_BANDS = (90, 365)  # band edges in days: <= 90, <= 365, later or never
 RECENCY_FACTOR = np.array([1.3, 1.0, 0.6])
 # Channel preference: e-mail works on people who buy online, SMS on store shoppers.
-# Multiplier = base + slope x web share (share of purchases made online).
+# Multiplier = base + slope x web share (the person's chance of buying online).
 CHANNEL_FACTOR = {"email": (0.5, 1.0), "sms": (1.5, -1.0)}
 MAX_UPLIFT = 0.3
 # Sleeping dogs: lapsed customers (no purchase for SLEEPING_DOGS_DAYS, but some purchase before)
@@ -324,6 +324,7 @@ SLEEPING_DOGS_CAMPAIGN = "C13"
 SLEEPING_DOGS_DAYS = 120
 SLEEPING_DOGS_LEAVE_P = 0.8
 CLICK_P = {"email": (0.10, 0.55), "sms": (0.05, 0.40)}  # (baseline, if an incremental purchase)
+
 
 def build_products(rng: np.random.Generator) -> pd.DataFrame:
     """Catalogue of 8 categories x 3 tiers x 3-4 products with list price and unit cost."""
