@@ -112,6 +112,7 @@ def build_master(rng: np.random.Generator, p: People, rates) -> Master:
     dup, dup_t, new_card = _duplicates(rng, p, d, primary, p_fmt, rates)
     again = rng.random(len(d)) < rates.second_duplicate_person / max(rates.duplicate_person, 1e-9)
     dup2, _, _ = _duplicates(rng, p, d[again], primary, p_fmt, rates, after=dup_t[again])
+    dup2["loyalty_card"] = ""  # a replacement card is issued once, on the first re-registration
     for c, v in consent.items():
         dup[c] = YN[v[1][d].astype(int)]
         dup2[c] = dup[c].to_numpy()[again]
