@@ -138,13 +138,25 @@ def household_confusion(con, truth_dir: Path | None = None) -> pd.DataFrame:
     return out.rename_axis("household").sort_index()
 
 
+#: What each variation code of truth/identity.csv means (README, "Identities and duplicates").
+VARIATIONS = {
+    "none": "none (as on the person's first record)", "typo": "a typing error in the name",
+    "nickname": "a nickname (Bill for William)", "initial": "an initial for the first name",
+    "names_swapped": "first name and surname swapped", "new_surname": "a new surname (marriage)",
+    "new_email": "a new e-mail address", "alternate_email": "a second e-mail address",
+    "household_email": "the household's shared e-mail", "transposed_phone": "two phone digits swapped",
+    "moved": "a new address (moved house)", "swapped_birth_date": "day and month of birth swapped",
+}
+
+
 def missed_by_variation(con, truth_dir: Path | None = None) -> pd.DataFrame:
     """Records split from their person, by kind of variation, for each method.
 
     A person's customer is the one holding most of their records; a record elsewhere is split
     off (a missed duplicate). Records are counted under each variation they carry
     (``variation`` in truth/identity.csv: nickname, moved, new_surname, ...; "none" for records
-    without one). Returns one row per variation: records, and per method the records split off.
+    without one). Returns one row per variation code: its description, the records, and per
+    method the records split off.
     """
     out = None
     for name, predicted in identity_methods(con).items():
@@ -158,4 +170,5 @@ def missed_by_variation(con, truth_dir: Path | None = None) -> pd.DataFrame:
         if out is None:
             out = counts[["records"]].copy()
         out[name] = counts.split.astype(int)
+    out.insert(0, "description", [VARIATIONS.get(v, v) for v in out.index])
     return out.rename_axis("variation").sort_values("records", ascending=False)

@@ -238,7 +238,9 @@ def splink_clusters(records: pd.DataFrame, threshold: float, seed: int) -> pd.Da
                                                                                record_sample_proportion=1.0)
     except (SplinkException, ZeroDivisionError) as err:
         raise NoModel(f"Splink: {str(err).strip().splitlines()[0].split(".  ")[0]}") from err
-    pairs = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
+    predicted = linker.inference.predict(threshold_match_probability=threshold).as_duckdbpyrelation()
+    levels = [c for c in predicted.columns if c.startswith("gamma_")]  # not the names: memory stays small
+    pairs = predicted.select(*[f'"{c}"' for c in ["unique_id_l", "unique_id_r", "match_probability", *levels]]).df()
     pairs = pairs[household_rule(pairs)][["unique_id_l", "unique_id_r", "match_probability"]]
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
