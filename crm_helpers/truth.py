@@ -120,12 +120,12 @@ def household_confusion(con, truth_dir: Path | None = None) -> pd.DataFrame:
     kind = pd.Series(pd.NA, index=households.index, dtype="object")
     both = households.shares_phone.astype(str).str.lower() == "true"
     mail = households.shares_email.astype(str).str.lower() == "true"
-    kind[households.relation == "namesake"] = "namesakes (same name)"
+    kind[households.relation == "namesake"] = "Namesakes (same name)"
     partners = households.relation == "partner"
-    kind[partners & both & mail] = "partners: landline and e-mail"
-    kind[partners & both & ~mail] = "partners: landline"
-    kind[partners & ~both & mail] = "partners: e-mail"
-    kind[partners & ~both & ~mail] = "partners: address only"
+    kind[partners & both & mail] = "Partners: landline and e-mail"
+    kind[partners & both & ~mail] = "Partners: landline"
+    kind[partners & ~both & mail] = "Partners: e-mail"
+    kind[partners & ~both & ~mail] = "Partners: address only"
     households = households.assign(kind=kind)
     per_kind = households.drop_duplicates("household_id").set_index("household_id").kind
     out = pd.DataFrame({"households": per_kind.value_counts()})

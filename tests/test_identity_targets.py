@@ -59,7 +59,7 @@ def test_households_are_designed_in_at_their_rates(world):
     # Splink keeps nearly all households apart; exact name + postcode merges the namesakes
     merged = tables["households"]
     assert merged["Splink (identity_map)"].sum() <= 0.1 * merged.households.sum(), merged
-    assert merged.loc["namesakes (same name)", "exact name + postcode"] >= 0.9 * len(namesakes) / 2
+    assert merged.loc["Namesakes (same name)", "exact name + postcode"] >= 0.9 * len(namesakes) / 2
 
 
 def test_every_variation_is_in_the_records_and_mostly_found(world):

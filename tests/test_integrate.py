@@ -54,7 +54,7 @@ def test_identity_resolution_beats_email_only(con, small_truth_dir):
 def test_households_are_kept_apart_and_missed_duplicates_are_counted(con, small_truth_dir):
     households = truth.household_confusion(con, small_truth_dir)
     splink, name = households["Splink (identity_map)"], households["exact name + postcode"]
-    namesakes = households.loc["namesakes (same name)"]
+    namesakes = households.loc["Namesakes (same name)"]
     assert namesakes["exact name + postcode"] >= 0.9 * namesakes.households  # the baseline merges them
     assert splink.sum() <= 0.25 * name.sum(), households
     missed = truth.missed_by_variation(con, small_truth_dir)
