@@ -59,12 +59,116 @@ def email_only_clusters(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(customer_id=key)[["source", "source_record_id", "customer_id"]]
 
 
+def identity_methods(con) -> dict:
+    """The clusterings to compare, as engine expressions (source, source_record_id, customer_id):
+    ``identity_map`` (Splink) and the deterministic baselines of
+    :data:`crm_helpers.information.identity.BASELINES`."""
+    from crm_helpers.information import identity
+
+    records = con.table("customer_record")
+    real = records.filter(~records.is_junk)
+    methods = {"Splink (identity_map)": con.table("identity_map").select("source", "source_record_id", "customer_id")}
+    present = set(identity.identifiers_present(real.select(*identity.IDENTIFIERS).limit(10_000).to_pandas()))
+    for name, columns in identity.BASELINES.items():
+        if set(columns) <= present:
+            methods[name] = identity.baseline_links(real, columns)
+    return methods
+
+
+def _truth_table(con, name: str, truth_dir: Path | None):
+    """A truth table as an engine table (registered in memory for this connection)."""
+    import ibis
+
+    frame = read_truth(name, truth_dir)
+    return con.create_table(f"_truth_{name}", ibis.memtable(frame.astype(object).where(frame.notna(), None)),
+                            temp=True, overwrite=True)
+
+
 def identity_report(con, truth_dir: Path | None = None) -> pd.DataFrame:
-    """Precision and recall of ``identity_map`` and of the e-mail-only baseline, side by side."""
-    identity = read_truth("identity", truth_dir)
-    predicted = con.table("identity_map").to_pandas()
-    records = con.table("customer_record").filter(~con.table("customer_record").is_junk).select(
-        "source", "source_record_id", "email").to_pandas()
-    rows = {"Splink (identity_map)": pairwise_quality(predicted, identity),
-            "e-mail only": pairwise_quality(email_only_clusters(records), identity)}
+    """Pairwise precision and recall of ``identity_map`` (Splink) and of the baselines, side by side.
+
+    The baselines: e-mail only, and exact first name + last name + postcode (where the data have
+    those columns); computed in the engine (:func:`crm_helpers.information.identity.pairwise_quality`).
+    """
+    from crm_helpers.information import identity
+
+    truth = _truth_table(con, "identity", truth_dir).select("source", "source_record_id", "person_id")
+    rows = {name: identity.pairwise_quality(predicted, truth) for name, predicted in identity_methods(con).items()}
     return pd.DataFrame(rows).T[["precision", "recall", "f1", "true_pairs", "predicted_pairs", "correct_pairs"]]
+
+
+def _customers_of_records(predicted, truth_dir: Path | None) -> pd.DataFrame:
+    """Each real record with its person, variation and the customer ``predicted`` gives it (pandas:
+    one row per customer record)."""
+    truth = read_truth("identity", truth_dir).dropna(subset=["person_id"])
+    found = predicted.to_pandas().astype({"customer_id": str})
+    merged = truth.merge(found, on=["source", "source_record_id"], how="left")
+    alone = merged.customer_id.isna()
+    merged.loc[alone, "customer_id"] = "missing:" + merged.source + ":" + merged.source_record_id
+    return merged
+
+
+def household_confusion(con, truth_dir: Path | None = None) -> pd.DataFrame:
+    """How many households each method wrongly made one customer, by what the two people share.
+
+    A household (truth/households.csv: two people at one address, partners or namesakes) is
+    merged when some record of one person and some record of the other end in one customer.
+    Returns one row per kind of household (namesakes; partners sharing a landline, an e-mail,
+    only the address) with the number of households and, per method, how many were merged.
+    """
+    households = read_truth("households", truth_dir)
+    kind = pd.Series(pd.NA, index=households.index, dtype="object")
+    both = households.shares_phone.astype(str).str.lower() == "true"
+    mail = households.shares_email.astype(str).str.lower() == "true"
+    kind[households.relation == "namesake"] = "Namesakes (same name)"
+    partners = households.relation == "partner"
+    kind[partners & both & mail] = "Partners: landline and e-mail"
+    kind[partners & both & ~mail] = "Partners: landline"
+    kind[partners & ~both & mail] = "Partners: e-mail"
+    kind[partners & ~both & ~mail] = "Partners: address only"
+    households = households.assign(kind=kind)
+    per_kind = households.drop_duplicates("household_id").set_index("household_id").kind
+    out = pd.DataFrame({"households": per_kind.value_counts()})
+    for name, predicted in identity_methods(con).items():
+        records = _customers_of_records(predicted, truth_dir)[["person_id", "customer_id"]].drop_duplicates()
+        shared = records.merge(households[["household_id", "person_id"]], on="person_id")
+        together = shared.groupby(["household_id", "customer_id"]).person_id.nunique()
+        merged = together[together > 1].reset_index().household_id.unique()
+        out[name] = per_kind[per_kind.index.isin(merged)].value_counts().reindex(out.index, fill_value=0)
+    return out.rename_axis("household").sort_index()
+
+
+#: What each variation code of truth/identity.csv means (README, "Identities and duplicates").
+VARIATIONS = {
+    "none": "none (as on the person's first record)", "typo": "a typing error in the name",
+    "nickname": "a nickname (Bill for William)", "initial": "an initial for the first name",
+    "names_swapped": "first name and surname swapped", "new_surname": "a new surname (marriage)",
+    "new_email": "a new e-mail address", "alternate_email": "a second e-mail address",
+    "household_email": "the household's shared e-mail", "transposed_phone": "two phone digits swapped",
+    "moved": "a new address (moved house)", "swapped_birth_date": "day and month of birth swapped",
+}
+
+
+def missed_by_variation(con, truth_dir: Path | None = None) -> pd.DataFrame:
+    """Records split from their person, by kind of variation, for each method.
+
+    A person's customer is the one holding most of their records; a record elsewhere is split
+    off (a missed duplicate). Records are counted under each variation they carry
+    (``variation`` in truth/identity.csv: nickname, moved, new_surname, ...; "none" for records
+    without one). Returns one row per variation code: its description, the records, and per
+    method the records split off.
+    """
+    out = None
+    for name, predicted in identity_methods(con).items():
+        records = _customers_of_records(predicted, truth_dir)
+        main = records.groupby(["person_id", "customer_id"]).size().rename("n").reset_index() \
+            .sort_values(["person_id", "n", "customer_id"], ascending=[True, False, True]).drop_duplicates("person_id")
+        records = records.merge(main[["person_id", "customer_id"]].rename(columns={"customer_id": "main"}), on="person_id")
+        records["split"] = records.customer_id != records.main
+        kinds = records.assign(variation=records.variation.fillna("").replace("", "none").str.split(";")).explode("variation")
+        counts = kinds.groupby("variation").agg(records=("split", "size"), split=("split", "sum"))
+        if out is None:
+            out = counts[["records"]].copy()
+        out[name] = counts.split.astype(int)
+    out.insert(0, "description", [VARIATIONS.get(v, v) for v in out.index])
+    return out.rename_axis("variation").sort_values("records", ascending=False)

@@ -31,10 +31,55 @@ def test_rules_and_comparisons_leave_out_empty_columns():
     present = identity.identifiers_present(records)
     settings = identity.splink_settings(present).create_settings_dict("duckdb")
     assert present == ["first_name", "last_name", "email"]
-    assert [c["output_column_name"] for c in settings["comparisons"]] == ["first_name_last_name", "email"]
+    assert [c["output_column_name"] for c in settings["comparisons"]] == ["first_name", "last_name", "email"]
     assert [b["blocking_rule"] for b in settings["blocking_rules_to_generate_predictions"]] == ['l."email" = r."email"']
     full = identity.splink_settings(list(identity.IDENTIFIERS)).create_settings_dict("duckdb")
-    assert len(full["comparisons"]) == 5 and len(full["blocking_rules_to_generate_predictions"]) == 5
+    assert len(full["comparisons"]) == 6 and len(full["blocking_rules_to_generate_predictions"]) == 6
+
+
+def test_name_comparisons_know_nicknames_initials_and_common_names():
+    names = pd.Series(["bill", "william", "liz", "peggy", "zoe", None], dtype="string")
+    assert identity.first_name_key(names).tolist()[:5] == ["william", "william", "elizabeth", "margaret", "zoe"]
+    full = identity.splink_settings(list(identity.IDENTIFIERS)).create_settings_dict("duckdb")
+    first = next(c for c in full["comparisons"] if c["output_column_name"] == "first_name")
+    labels = [level.get("label_for_charts") for level in first["comparison_levels"]]
+    assert {"nickname", "initial", "names swapped"} <= set(labels)
+    exact = first["comparison_levels"][1]
+    assert exact["tf_adjustment_column"] == "first_name"  # common first names weigh less
+    birth = next(c for c in full["comparisons"] if c["output_column_name"] == "birth_date")
+    assert "day and month swapped" in [level.get("label_for_charts") for level in birth["comparison_levels"]]
+
+
+def test_the_household_rule_needs_personal_agreement():
+    # gamma levels: -1 missing, 0 different, > 0 agreement
+    pairs = pd.DataFrame({
+        "gamma_first_name": [4, 0, 0, 4, 4, -1, 4],
+        "gamma_birth_date": [-1, -1, 2, 0, -1, -1, -1],
+        "gamma_phone": [2, 2, 2, 2, 0, 2, 0],
+        "gamma_email": [-1, 4, -1, -1, -1, -1, 4],
+    })
+    # same name; partners (other first name, shared phone and e-mail); other first name but same
+    # birth date; namesakes born apart; namesakes with their own phones; no first name; same name
+    # and e-mail with another phone
+    assert identity.household_rule(pairs).tolist() == [True, False, True, False, False, True, True]
+
+
+def test_baselines_and_pairwise_quality_in_the_engine():
+    import ibis
+
+    records = ibis.memtable(pd.DataFrame({
+        "source": ["m", "m", "m", "w", "w"], "source_record_id": ["1", "2", "3", "a", "b"],
+        "first_name": ["ann", "ann", "bob", "ann", "ann"], "last_name": ["lee"] * 5,
+        "postcode": ["X1", "X1", "X1", "X1", None], "email": ["a@x", None, "a@x", "a@x", "n@x"]}))
+    truth_ = ibis.memtable(pd.DataFrame({"source": ["m", "m", "m", "w", "w"],
+                                         "source_record_id": ["1", "2", "3", "a", "b"],
+                                         "person_id": ["P1", "P1", "P2", "P1", "P1"]}))
+    email = identity.pairwise_quality(identity.baseline_links(records, ("email",)), truth_)
+    # true pairs: P1 has 4 records -> 6; e-mail links {1, 3, a}: 3 pairs, 1 right (1-a)
+    assert (email["true_pairs"], email["predicted_pairs"], email["correct_pairs"]) == (6, 3, 1)
+    name = identity.pairwise_quality(identity.baseline_links(records, identity.BASELINES["exact name + postcode"]), truth_)
+    assert (name["predicted_pairs"], name["correct_pairs"]) == (3, 3)  # {1, 2, a}; b has no postcode
+    assert name["precision"] == 1.0 and name["recall"] == 0.5
 
 
 def test_too_few_records_are_matched_exactly_and_the_log_says_why():

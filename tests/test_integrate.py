@@ -43,10 +43,23 @@ def con(small_warehouse):
 def test_identity_resolution_beats_email_only(con, small_truth_dir):
     report = truth.identity_report(con, small_truth_dir)
     splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
-    assert splink.precision >= 0.99 and splink.recall >= 0.99, report
-    assert email.recall < 0.9, report
+    name = report.loc["exact name + postcode"]
+    # the 20k targets (tests/test_identity_targets.py), a little looser on 2,000 people
+    assert splink.precision >= 0.97 and splink.recall >= 0.95, report
+    assert email.recall < 0.7 and name.precision < 0.97, report
     log = con.table("integration_log").to_pandas().set_index("step")
     assert log.loc["identity resolution", "reason"].startswith("Splink model on first_name, last_name, email, phone")
+
+
+def test_households_are_kept_apart_and_missed_duplicates_are_counted(con, small_truth_dir):
+    households = truth.household_confusion(con, small_truth_dir)
+    splink, name = households["Splink (identity_map)"], households["exact name + postcode"]
+    namesakes = households.loc["Namesakes (same name)"]
+    assert namesakes["exact name + postcode"] >= 0.9 * namesakes.households  # the baseline merges them
+    assert splink.sum() <= 0.25 * name.sum(), households
+    missed = truth.missed_by_variation(con, small_truth_dir)
+    assert {"nickname", "initial", "moved", "new_surname"} <= set(missed.index)
+    assert missed["Splink (identity_map)"].sum() <= 0.05 * (missed.records.sum() - missed.records["none"]), missed
 
 
 def test_phones_are_e164_and_survivorship_follows_priority(con):
@@ -119,26 +132,6 @@ def test_star_schema_is_complete(con):
     assert facts.filter(facts.is_return & (facts.line_amount >= 0)).count().execute() == 0
     orphans = facts.anti_join(con.table("dim_product"), "sku").count().execute()
     assert orphans == 0
-
-
-@pytest.mark.slow
-def test_identity_quality_on_the_default_sample(tmp_path_factory):
-    """The issue's bar, on the default 20,000-person sample: Splink >= 0.99 precision and recall,
-    while e-mail matching alone stays clearly below it."""
-    from crm_helpers import config
-    from crm_helpers.data.collect import collect
-    from crm_helpers.sample import generate
-
-    base = tmp_path_factory.mktemp("default-world")
-    generate(base, customers=config.SAMPLE_SIZES["default"], seed=config.DEFAULT_SEED, progress=False)
-    collect(base, base / "warehouse.duckdb", progress=False)
-    integrate.integrate(base / "warehouse.duckdb", progress=False)
-    con = wh.connect(base / "warehouse.duckdb", read_only=True)
-    report = truth.identity_report(con, base / "truth")
-    con.disconnect()
-    splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
-    assert splink.precision >= 0.99 and splink.recall >= 0.99, report
-    assert email.recall < 0.85, report
 
 
 def test_integration_is_deterministic(small_warehouse, tmp_path):

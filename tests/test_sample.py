@@ -198,7 +198,8 @@ def test_duplicate_person_share(sample):
     base, _ = sample
     master = truth(base, "identity").query("source == 'crm_master' and person_id != ''")
     share = (len(master) - master["person_id"].nunique()) / N
-    assert abs(share - RATES.duplicate_person) < 0.02
+    assert abs(share - RATES.duplicate_person - RATES.second_duplicate_person) < 0.02
+    assert master.groupby("person_id").size().max() == 3  # up to three master records
     d = defects(base)
     assert (d["defect"] == "duplicate_person").sum() == len(master) - master["person_id"].nunique()
 
@@ -222,10 +223,14 @@ def within_one_edit(a: str, b: str) -> bool:
 
 
 def test_duplicates_share_at_least_two_keys_with_the_primary(sample):
+    """Re-registrations keep two identifiers of the primary record, unless the person both
+    married and moved before re-registering (facts the generator does not undo)."""
     base, _ = sample
     m = read_source(base, "crm_master").merge(
         truth(base, "identity"), left_on="customer_ref", right_on="source_record_id")
     m = m[m["person_id"] != ""].sort_values("customer_ref")
+    facts = m["variation"].str.contains("new_surname") & m["variation"].str.contains("moved")
+    m = m[~m["person_id"].isin(m.loc[facts, "person_id"])]
     norm = pd.DataFrame({
         "person_id": m["person_id"],
         "phone": _norm_phone(m["phone"]), "email": m["email"].str.strip().str.lower(),
@@ -234,16 +239,17 @@ def test_duplicates_share_at_least_two_keys_with_the_primary(sample):
         "postcode": m["postcode"].str.replace(" ", "").str.upper(), "dob": m["birth_date"],
     })
     for _, g in norm.groupby("person_id"):
-        if len(g) < 2:
-            continue
-        a, b = g.iloc[0], g.iloc[1]
-        same_name = (within_one_edit(a["first"], b["first"]) and a["last"] == b["last"]) or \
-            (a["first"] == b["first"] and within_one_edit(a["last"], b["last"]))
-        shared = sum([
-            a.phone != "" and a.phone == b.phone, a.email != "" and a.email == b.email,
-            same_name,
-            a.postcode != "" and a.postcode == b.postcode, a.dob != "" and a.dob == b.dob])
-        assert shared >= 2, (a.to_dict(), b.to_dict())
+        for i in range(1, len(g)):
+            a, b = g.iloc[0], g.iloc[i]
+            assert _shared_keys(a, b) >= 2, (a.to_dict(), b.to_dict())
+
+
+def _shared_keys(a, b) -> int:
+    """Identifiers two master records share: phone, e-mail, name (up to one typo), postcode, birth date."""
+    same_name = (within_one_edit(a["first"], b["first"]) and a["last"] == b["last"]) or \
+        (a["first"] == b["first"] and within_one_edit(a["last"], b["last"]))
+    return sum([a.phone != "" and a.phone == b.phone, a.email != "" and a.email == b.email, same_name,
+                a.postcode != "" and a.postcode == b.postcode, a.dob != "" and a.dob == b.dob])
 
 
 def test_email_alone_does_not_resolve_identities(sample):
@@ -266,11 +272,16 @@ def test_email_alone_does_not_resolve_identities(sample):
     found = pairs(has["person_id"] + "|" + has["email"])
     print(f"e-mail-only pairwise recall {found / true_pairs:.3f}")
     assert 0.55 < found / true_pairs < 0.85
-    # Phones are unique per person: no two people share a normalised phone.
+    # Phones are unique per person, except a landline shared by a household: no two people
+    # share a phone unless the truth says they share one.
     phones = read_source(base, "crm_master").merge(ident, left_on="customer_ref",
                                                    right_on="source_record_id")
     phones = phones.assign(p=_norm_phone(phones["phone"]))
-    assert phones[phones["p"] != ""].groupby("p")["person_id"].nunique().max() == 1
+    sharers = truth(base, "households").query("shares_phone == 'true'")["person_id"]
+    owners = phones[phones["p"] != ""].groupby("p")["person_id"].nunique()
+    assert owners.max() == 2
+    shared = phones[phones["p"].isin(owners[owners > 1].index)]
+    assert set(shared["person_id"]) <= set(sharers)
 
 
 def test_names_are_varied_and_latin1(sample):
@@ -284,6 +295,8 @@ def test_names_are_varied_and_latin1(sample):
     master = read_source(base, "crm_master").merge(
         truth(base, "identity"), left_on="customer_ref", right_on="source_record_id")
     master = master[master["person_id"] != ""].drop_duplicates("person_id")
+    namesakes = truth(base, "households").query("relation == 'namesake'")["person_id"]
+    master = master[~master["person_id"].isin(namesakes)]  # designed in: same name, same home
     key = master["first_name"].str.lower() + "|" + master["last_name"].str.lower() + "|" \
         + master["postcode"]
     assert key.duplicated().mean() < 0.005

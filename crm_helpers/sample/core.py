@@ -29,9 +29,9 @@ from .defects import DefectRates, defect_frame, impossible_timestamps, pick_defe
 from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
                      staff_test_orders)
 from .output import Output, month_runs, monthly_file
-from .people import EmailRegistry, People, add_alt_emails, draw_people
+from .people import EmailRegistry, People, add_life_events, draw_people
 from .records import build_master, money, qa_customer_fields, tickets, web_customer_fields
-from .text import ids
+from .text import cat, ids
 
 CHUNK_SIZE = 25_000  # people per chunk: bounds memory (~0.5 GB peak); fastest around 20-25k
 NO_TIME = np.iinfo(np.int64).max
@@ -137,7 +137,7 @@ def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.ra
                    first_index: int, n: int, first_chunk: bool, out: Output) -> None:
     """Simulate n people and append all their records and truth to the files."""
     p = draw_people(rng, first_index, n, world.names, state.emails)
-    add_alt_emails(p, rng, rates.alternate_email, state.emails)
+    add_life_events(p, rng, rates, world.names, state.emails)
     master = build_master(rng, p, rates)
     refs = number_master(master, state)
     calls = simulate_calls(rng, p)
@@ -203,7 +203,11 @@ def add_baskets(state: RunState, seg: np.ndarray, month: np.ndarray) -> None:
 
 
 def number_master(master, state: RunState) -> dict:
-    """CM ids in sign-up order; returns each person's primary and duplicate reference."""
+    """CM ids in sign-up order; returns each person's primary and duplicate reference.
+
+    "duplicate" is the person's first re-registration (the one ``master.dup_t`` dates); a
+    second re-registration has a CM id but no reference here.
+    """
     table = master.table
     table["customer_ref"] = ids("CM", state.numberer("cm")(table["signup_s"].to_numpy()), 8) \
         .to_numpy(zero_copy_only=False)
@@ -214,7 +218,8 @@ def number_master(master, state: RunState) -> dict:
     person = table["person"].to_numpy()
     ref = table["customer_ref"].to_numpy(dtype=object)
     primary[person[kind == "primary"]] = ref[kind == "primary"]
-    dup[person[kind == "duplicate"]] = ref[kind == "duplicate"]
+    later_first = np.flatnonzero(kind == "duplicate")[::-1]  # the earliest assignment wins
+    dup[person[later_first]] = ref[later_first]
     return {"primary": primary, "duplicate": dup}
 
 
@@ -250,7 +255,7 @@ def store_sales(rng, p: People, pur, lines, master, world: World, rates,
 def web_sales(rng, p: People, pur, lines, world: World, rates) -> OrderSet:
     """Web orders of CRM people (typed details vary by order) and QA test orders."""
     is_web = pur.channel == WEB
-    fields = web_customer_fields(rng, p, pur.person[is_web], rates)
+    fields = web_customer_fields(rng, p, pur.person[is_web], rates, pur.t[is_web])
     fields["is_test"] = np.zeros(is_web.sum(), dtype=bool)
     person_ids = p["person_id"].astype(object)[pur.person]
     crm = orders_of(person_ids, pur.t, lines, is_web, fields)
@@ -316,7 +321,7 @@ def write_master(out: Output, rng, master, refs: dict, rates: DefectRates) -> li
 
 def write_tickets(out: Output, rng, p: People, calls, rates, state: RunState) -> list:
     """Append call-centre tickets; record their identity truth and defects."""
-    tk = tickets(rng, p, calls.person, rates)
+    tk = tickets(rng, p, calls.person, rates, calls.t)
     numbers = state.numberer("ticket")(calls.t)
     order = np.argsort(numbers)
     local = to_local(calls.t[order])
@@ -330,7 +335,8 @@ def write_tickets(out: Output, rng, p: People, calls, rates, state: RunState) ->
     _append_monthly(out, "callcentre", cols, month)
     person_id = p["person_id"].astype(object)[calls.person[order]]
     out.append_truth("identity", {"source": np.full(len(order), "callcentre", dtype=object),
-                                  "source_record_id": ticket_id, "person_id": person_id})
+                                  "source_record_id": ticket_id, "person_id": person_id,
+                                  "variation": tk["variation"].to_numpy(dtype=object)[order]})
     files = np.array([monthly_file("callcentre", m) for m in range(N_MONTHS)], dtype=object)[month]
     key = np.asarray(ticket_id.to_numpy(zero_copy_only=False), dtype=object)
     defects = []
@@ -343,25 +349,49 @@ def write_tickets(out: Output, rng, p: People, calls, rates, state: RunState) ->
 
 
 def write_identity(out: Output, p: People, master, web: Built, state: RunState) -> list:
-    """Identity truth of CRM master records and web-shop e-mails; alternate-address defects."""
+    """Identity truth of CRM master records and web-shop e-mails, the households; defects.
+
+    Each identity row names the record's variations from the person's primary details
+    (``variation``, e.g. "nickname;moved"); a web-shop record (an e-mail) is marked
+    alternate_email or new_email when it is not the person's first address.
+    """
     t = master.table
     person = t["person"].to_numpy()
     pid = np.where(person >= 0, p["person_id"].astype(object)[np.maximum(person, 0)], "")
     out.append_truth("identity", {"source": np.full(len(t), "crm_master", dtype=object),
                                   "source_record_id": t["customer_ref"].to_numpy(dtype=object),
-                                  "person_id": pid})
+                                  "person_id": pid,
+                                  "variation": t["variation"].to_numpy(dtype=object)})
+    write_households(out, p)
     ident = web.identity
     is_test = ident["person_id"].to_numpy(dtype=object) == ""
     new_test = is_test & ~ident["email"].isin(state.qa_emails).to_numpy()
     state.qa_emails.update(ident["email"][new_test])
     ident = ident[~is_test | new_test]
-    out.append_truth("identity", {"source": np.full(len(ident), "webshop", dtype=object),
-                                  "source_record_id": ident["email"].to_numpy(dtype=object),
-                                  "person_id": ident["person_id"].to_numpy(dtype=object)})
     alt = set(np.strings.lower(p["alt_email"]))
     is_alt = ident["email"].isin(alt).to_numpy() & (ident["email"] != "").to_numpy()
+    is_new = ident["email"].isin(set(np.strings.lower(p["new_email"]))).to_numpy() & ~is_alt
+    out.append_truth("identity", {"source": np.full(len(ident), "webshop", dtype=object),
+                                  "source_record_id": ident["email"].to_numpy(dtype=object),
+                                  "person_id": ident["person_id"].to_numpy(dtype=object),
+                                  "variation": np.where(is_alt, "alternate_email",
+                                                        np.where(is_new, "new_email", ""))})
     return [defect_frame("webshop", ident["file"].to_numpy(dtype=object)[is_alt],
                          ident["email"].to_numpy(dtype=object)[is_alt], "alternate_email")]
+
+
+def write_households(out: Output, p: People) -> None:
+    """Append the people who share a home with another customer: household (the first
+    person's id), relation (partner or namesake) and what the two share besides the address."""
+    rows = np.flatnonzero(p["household"] >= 0)
+    tf = np.array(["false", "true"], dtype=object)
+    first_id = p["person_id"].astype(object)
+    out.append_truth("households", {
+        "household_id": cat("H", np.strings.zfill((p["household"][rows] + 1).astype(str), 7)),
+        "person_id": first_id[rows],
+        "relation": np.array(["", "partner", "namesake"], dtype=object)[p["household_role"][rows]],
+        "shares_phone": tf[p["shares_phone"][rows].astype(int)],
+        "shares_email": tf[p["shares_email"][rows].astype(int)]})
 
 
 def write_campaigns(out: Output, rng, world: World, p: People, contacts: pd.DataFrame,

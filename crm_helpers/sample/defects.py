@@ -18,19 +18,32 @@ class DefectRates:
     """
 
     duplicate_person: float = 0.08  # people with a second CRM master record (re-registration)
-    alternate_email: float = 0.10  # people who sometimes type a second address (typo/provider)
+    alternate_email: float = 0.15  # people who sometimes type a second address (typo/provider)
     alternate_email_order_share: float = 0.35  # their web orders placed with the second address
     test_master_record: float = 0.003  # test/junk sign-ups per person
     test_web_order: float = 0.002  # QA test orders per web order
     training_receipt: float = 0.001  # training-till receipts per store receipt
     duplicate_row: float = 0.005  # POS and web lines exported twice
     return_line: float = 0.05  # lines returned later
-    master_missing_email: float = 0.06  # store/phone sign-ups without an e-mail address
+    master_missing_email: float = 0.10  # store/phone sign-ups without an e-mail address
     master_missing_phone: float = 0.03
     missing_address: float = 0.02  # street, city (each)
     missing_postcode: float = 0.01
     missing_birth_date: float = 0.05
     missing_web_phone: float = 0.10
+    # Identity hazards (README, "Identities and duplicates"): shares of people unless named.
+    household: float = 0.14  # people living with another customer (pairs; same address)
+    household_shared_phone: float = 0.5  # of those pairs: one landline on both people's records
+    household_shared_email: float = 0.35  # of those pairs: the second gives the first's e-mail
+    namesake: float = 0.04  # people living with a namesake (same first and last name, e.g. father and son)
+    second_duplicate_person: float = 0.025  # people with a third CRM master record
+    name_change: float = 0.03  # people whose surname changes during the window (marriage)
+    move: float = 0.08  # people who move house during the window
+    email_change: float = 0.15  # people who change e-mail address during the window
+    nickname: float = 0.4  # records of people with a short name (Bill for William) that use it
+    initial: float = 0.10  # re-registrations and tickets with the first initial only ("J Smith")
+    transposed_phone: float = 0.04  # re-registrations and tickets with two neighbouring digits swapped
+    swapped_birth_date: float = 0.15  # re-registrations born on days 1-12: day and month swapped
     callcentre_missing_email: float = 0.65
     callcentre_missing_postcode: float = 0.10
     callcentre_name_typo: float = 0.05

@@ -9,6 +9,7 @@ from . import world as w
 from .clock import DAY, END_S, START_S, local_to_utc, to_local
 from .text import cat, one_char_edit, permuted_digits, phone_formats, split_email
 
+NO_TIME = np.iinfo(np.int64).max  # an event that does not happen in the window
 ACQUISITION_GROWTH = 1.5  # sign-ups per day at the end of the window = (1 + growth) x at start
 
 
@@ -175,6 +176,7 @@ def _add_identity(p: People, rng: np.random.Generator, names: w.NameBook,
     fi = rng.choice(len(names.first), n, p=names.first_p)
     li = rng.choice(len(names.last), n, p=names.last_p)
     p["first_name"], p["last_name"] = names.first[fi], names.last[li]
+    p["nickname"] = names.nicknames[fi, rng.integers(0, names.nicknames.shape[1], n)]
     age_days = (np.clip(rng.normal(44, 15, n), 18, 88) * 365.25).astype(np.int64)
     p["birth_day"] = p["acq_t"] // DAY - age_days
     # Phones: a bijection of the global index, so unique without any lookup across chunks.
@@ -188,6 +190,7 @@ def _add_identity(p: People, rng: np.random.Generator, names: w.NameBook,
     main = email_addresses(rng, names.first_ascii[fi], names.last_ascii[li], birth_year)
     p["email"] = emails.make_unique(main, rng)
     p["alt_email"] = np.full(n, "")
+    p["home_email"] = np.full(n, "")  # a household e-mail given instead of one's own (master, calls)
 
 
 def email_addresses(rng: np.random.Generator, first: np.ndarray, last: np.ndarray,
@@ -224,3 +227,103 @@ def add_alt_emails(p: People, rng: np.random.Generator, share: float,
     alt_col = p["alt_email"].astype(object)
     alt_col[rows] = emails.make_unique(alt, rng)
     p["alt_email"] = alt_col.astype(str)
+
+
+def add_life_events(p: People, rng: np.random.Generator, rates, names: w.NameBook,
+                    emails: EmailRegistry) -> None:
+    """What makes identities hard: second addresses, households, and changes during the window."""
+    add_alt_emails(p, rng, rates.alternate_email, emails)
+    add_households(p, rng, rates)
+    add_changes(p, rng, rates, names, emails)
+
+
+def add_households(p: People, rng: np.random.Generator, rates) -> None:
+    """Pairs of people at one address: partners (sharing a landline or an e-mail at the designed
+    rates; same surname for 60%) and namesakes (same first and last name, 22-35 years apart, each
+    with their own mobile and e-mail).
+
+    Sets household (the first person's person number, -1 for none), household_role (0 none,
+    1 partner, 2 namesake), shares_phone and shares_email; the second person takes the first's
+    place (region, city, postcode, street, home store).
+    """
+    n = len(p)
+    k = min(rng.binomial(n, rates.household / 2), n // 2)
+    m = min(rng.binomial(n, rates.namesake / 2), n // 2 - k)
+    chosen = rng.permutation(n)[:2 * (k + m)]
+    first, second = chosen[:k + m], chosen[k + m:]
+    for col in ("region", "city_idx", "city", "postcode", "street", "home_store"):
+        p[col][second] = p[col][first]
+    role = np.zeros(n, dtype=np.int64)
+    role[first], role[second] = np.repeat([1, 2], [k, m]), np.repeat([1, 2], [k, m])
+    household = np.full(n, -1, dtype=np.int64)
+    household[first] = household[second] = p["pidx"][first]
+    p["household"], p["household_role"] = household, role
+    partner_first, partner = first[:k], second[:k]
+    same_name = rng.random(k) < 0.6
+    p["last_name"][partner[same_name]] = p["last_name"][partner_first[same_name]]
+    phone = rng.random(k) < rates.household_shared_phone
+    landline = cat("01", permuted_digits(p["pidx"][partner_first[phone]], 10**9, 387_420_489,
+                                         55_511, 9))
+    p["phone"][partner_first[phone]] = landline
+    p["phone"][partner[phone]] = landline
+    email = rng.random(k) < rates.household_shared_email
+    p["home_email"] = p["home_email"].astype(p["email"].dtype)
+    p["home_email"][partner[email]] = p["email"][partner_first[email]]
+    shares_phone, shares_email = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    shares_phone[partner_first[phone]] = shares_phone[partner[phone]] = True
+    shares_email[partner_first[email]] = shares_email[partner[email]] = True
+    p["shares_phone"], p["shares_email"] = shares_phone, shares_email
+    elder, younger = first[k:], second[k:]
+    for col in ("first_name", "last_name", "nickname"):
+        p[col][younger] = p[col][elder]
+    gap = (rng.uniform(22, 35, m) * 365.25).astype(np.int64)
+    age = p["acq_t"][elder] // DAY - p["birth_day"][elder]
+    sign = np.where(age - gap >= 18 * 365, 1, -1)  # the second is the child, or the parent
+    p["birth_day"][younger] = p["birth_day"][elder] + sign * gap
+
+
+def _event_times(p: People, rng: np.random.Generator, share: float) -> np.ndarray:
+    """For a share of people, an instant between their sign-up (or the window's start) and its
+    end; NO_TIME for the others."""
+    n = len(p)
+    start = np.maximum(p["acq_t"], START_S)
+    t = start + (rng.random(n) * np.maximum(END_S - start, 0)).astype(np.int64)
+    return np.where(rng.random(n) < share, t, NO_TIME)
+
+
+def add_changes(p: People, rng: np.random.Generator, rates, names: w.NameBook,
+                emails: EmailRegistry) -> None:
+    """Marriage name changes, house moves and new e-mail addresses during the window.
+
+    Each is an instant (name_change_t, move_t, email_change_t; NO_TIME when it does not happen)
+    and a new value (new_last_name; new_street and new_postcode in the same city; new_email):
+    records made after the instant carry the new value, the truth knows both.
+    """
+    n = len(p)
+    p["name_change_t"] = _event_times(p, rng, rates.name_change)
+    li = rng.choice(len(names.last), n, p=names.last_p)
+    new_last = names.last[li]
+    p["new_last_name"] = np.where(new_last == p["last_name"], names.last[(li + 1) % len(names.last)],
+                                  new_last)
+    p["move_t"] = _event_times(p, rng, rates.move)
+    p["new_postcode"] = random_postcodes(rng, p["city_idx"])
+    p["new_street"] = random_streets(rng, n)
+    p["email_change_t"] = _event_times(p, rng, rates.email_change)
+    rows = np.flatnonzero(p["email_change_t"] != NO_TIME)
+    new_email = np.full(n, "", dtype=object)
+    if len(rows):
+        local, domain = split_email(p["email"][rows])
+        other = np.array(w.EMAIL_PROVIDERS)[rng.choice(len(w.EMAIL_PROVIDERS), len(rows),
+                                                       p=w.EMAIL_PROVIDER_P)]
+        other = np.where(other == domain, "outlook.com", other)
+        other = np.where(other == domain, "gmail.com", other)
+        number = rng.integers(1, 99, len(rows)).astype(str)
+        local = np.where(rng.random(len(rows)) < 0.5, local, cat(local, number))
+        new_email[rows] = emails.make_unique(cat(local, "@", other), rng)
+    p["new_email"] = new_email.astype(str)
+
+
+def as_of(p: People, person: np.ndarray, t: np.ndarray, column: str, new_column: str,
+          change: str) -> np.ndarray:
+    """A person's value of ``column`` at instants t: ``new_column`` from the ``change`` instant on."""
+    return np.where(np.asarray(t) >= p[change][person], p[new_column][person], p[column][person])

@@ -15,8 +15,9 @@ import pyarrow.compute as pc
 
 from . import world as w
 from .clock import DAY, END_S, START_S
-from .people import People, at_local_time, random_postcodes, random_streets
-from .text import cat, one_char_edit, split_email, pad_spaces, vary_case, vary_postcode
+from .people import People, as_of, at_local_time
+from .text import (cat, initials, one_char_edit, pad_spaces, phone_formats, split_email,
+                   swap_day_and_month, transpose_digits, vary_case, vary_postcode)
 
 YN = np.array(["N", "Y"])
 JUNK_NAMES = np.array([("Test", "Test"), ("test", "test"), ("asdf", "asdf"), ("Test", "User"),
@@ -63,11 +64,16 @@ class Master:
 
 
 def build_master(rng: np.random.Generator, p: People, rates) -> Master:
-    """Primary record per person, re-registrations for a share, and test/junk records."""
+    """Primary record per person, re-registrations for a share, and test/junk records.
+
+    A share ``rates.duplicate_person`` re-registers once, ``rates.second_duplicate_person`` of
+    all people a second time (up to three master records each); ``dup_t`` and ``dup_new_card``
+    describe each person's first re-registration. The primary record of a household partner who
+    shares an e-mail carries the household's address (people["home_email"]).
+    """
     n = len(p)
     phones = p.phone_variants()
-    email = p["email"]
-    alt = p["alt_email"]
+    email = np.where(p["home_email"] != "", p["home_email"], p["email"])
     acq_ch = p["acq_channel"]
     # Primary record: e-mail sometimes not captured in store/by phone; never both e-mail and
     # phone missing.
@@ -100,90 +106,134 @@ def build_master(rng: np.random.Generator, p: People, rates) -> Master:
         "loyalty_card": p["card"],
         **{c: YN[v[0].astype(int)] for c, v in consent.items()},
         "person": np.arange(n), "kind": "primary",
+        "variation": np.where((p["home_email"] != "") & ~no_email, "household_email", ""),
     })
     d = np.flatnonzero(has_dup)
-    dup, dup_t, new_card = _duplicates(rng, p, d, primary, phones, p_fmt, alt)
+    dup, dup_t, new_card = _duplicates(rng, p, d, primary, p_fmt, rates)
+    again = rng.random(len(d)) < rates.second_duplicate_person / max(rates.duplicate_person, 1e-9)
+    dup2, _, _ = _duplicates(rng, p, d[again], primary, p_fmt, rates, after=dup_t[again])
+    dup2["loyalty_card"] = ""  # a replacement card is issued once, on the first re-registration
     for c, v in consent.items():
         dup[c] = YN[v[1][d].astype(int)]
+        dup2[c] = dup[c].to_numpy()[again]
     junk = _junk(rng, rng.binomial(n, rates.test_master_record))
-    table = pd.concat([primary, dup, junk], ignore_index=True)
+    table = pd.concat([primary, dup, dup2, junk], ignore_index=True)
+    table["variation"] = table["variation"].fillna("")
     table = table.sort_values(["signup_s", "kind", "person"], kind="stable", ignore_index=True)
     full_dup_t = np.full(n, np.iinfo(np.int64).max)
     full_dup_t[d] = dup_t
     full_new_card = np.zeros(n, dtype=bool)
     full_new_card[d] = new_card
     email_on_file, phone_on_file = ~no_email, ~no_phone
-    email_on_file[d] |= dup["email"].to_numpy(dtype=str) != ""
-    phone_on_file[d] |= dup["phone"].to_numpy(dtype=str) != ""
+    for extra, who in ((dup, d), (dup2, d[again])):
+        email_on_file[who] |= extra["email"].to_numpy(dtype=str) != ""
+        phone_on_file[who] |= extra["phone"].to_numpy(dtype=str) != ""
     return Master(table, email_on_file, phone_on_file, has_dup, full_dup_t, full_new_card)
 
 
-def _duplicates(rng, p, d, primary, phones, p_fmt, alt):
-    """Re-registrations of people d with typical variations.
+def variation_labels(**flags: np.ndarray) -> np.ndarray:
+    """Per record, the names of the flags set, joined by ';' ("" when none), for the truth."""
+    k = len(next(iter(flags.values())))
+    out = np.full(k, "")
+    for name, flag in flags.items():
+        out = np.where(flag, cat(out, name, ";"), out)
+    return np.strings.rstrip(out, ";").astype(object) if k else out.astype(object)
 
-    Variations are drawn as flags first; then every duplicate is made to keep at least two of
-    {phone, e-mail, name (up to a typo), postcode, birth date} in common with the person's
-    primary record by undoing variations where needed; only then are the values written.
+
+def _duplicates(rng, p, d, primary, p_fmt, rates, after=None):
+    """Re-registrations of people d (after the instants ``after``, if given) with typical variations.
+
+    Variations are drawn as flags first: a typo, nickname, initial or swapped first and last
+    name; no, another, the household's or (after a change) the new e-mail; no or a transposed
+    phone; no or a day-month swapped birth date. The surname, e-mail and address are those of
+    the record's time (after a marriage, a move, an e-mail change: the new ones). Then every
+    record is made to keep at least two of {phone, e-mail, name (up to a typo), postcode, birth
+    date} in common with the person's primary record, by undoing variations where needed (a
+    new surname or address is a fact and stays): only then are the values written.
     """
     k = len(d)
-    typo = rng.random(k) < 0.35
+    acq = p["acq_t"][d]
+    lo = acq if after is None else after
+    channel = rng.choice(3, k, p=w.ACQUISITION_P)
+    t = lo + (rng.random(k) * np.maximum(END_S - lo, 0)).astype(np.int64)
+    t = np.clip(at_local_time(rng, t, channel), acq + 3600, END_S - 60)
+    if after is not None:
+        t = np.maximum(t, after)
+    typo = rng.random(k) < 0.3
     on_first = rng.random(k) < 0.5
-    swapped = rng.random(k) < 0.08
+    swapped = rng.random(k) < 0.06
+    nick = (p["nickname"][d] != "") & (rng.random(k) < rates.nickname)
+    init = ~nick & (rng.random(k) < rates.initial)
     u = rng.random(k)
     email_missing = u < 0.2
-    use_alt = (u >= 0.2) & (u < 0.3) & (alt[d] != "")
+    use_alt = (u >= 0.2) & (u < 0.3) & (p["alt_email"][d] != "")
+    use_home = (p["home_email"][d] != "") & (rng.random(k) < 0.5)
     phone_missing = (rng.random(k) < 0.2) & ~email_missing
-    moved = rng.random(k) < 0.1
+    transposed = ~phone_missing & (rng.random(k) < rates.transposed_phone)
     dob_missing = rng.random(k) < 0.15
+    birth, can_swap = swap_day_and_month(p["birth_day"][d])
+    dob_swap = ~dob_missing & can_swap & (rng.random(k) < rates.swapped_birth_date)
+    new_surname = t >= p["name_change_t"][d]
+    moved = t >= p["move_t"][d]
+    new_email = ~use_home & (t >= p["email_change_t"][d])
     prim = primary.iloc[d]
     prim_phone = prim["phone"].to_numpy(dtype=str) != ""
     prim_email = prim["email"].to_numpy(dtype=str) != ""
+    prim_home = p["home_email"][d] != ""
     prim_postcode = prim["postcode"].to_numpy(dtype=str) != ""
     prim_dob = prim["birth_day"].to_numpy() > -10**6
-    for fix in ("phone", "email", "postcode", "dob", "name"):
-        shared = ((~phone_missing & prim_phone).astype(int)
-                  + (~email_missing & ~use_alt & prim_email) + ~swapped
-                  + (~moved & prim_postcode) + (~dob_missing & prim_dob))
+    for fix in ("phone", "email", "dob", "name"):
+        same_email = ~email_missing & ~use_alt & ~new_email & (use_home == prim_home)
+        shared = ((~phone_missing & ~transposed & prim_phone).astype(int)
+                  + (same_email & prim_email) + (~swapped & ~nick & ~init & ~new_surname)
+                  + (~moved & prim_postcode) + (~dob_missing & ~dob_swap & prim_dob))
         short = shared < 2
         if fix == "phone":
             phone_missing &= ~short
+            transposed &= ~short
         elif fix == "email":
             email_missing &= ~short
             use_alt &= ~short
-        elif fix == "postcode":
-            moved &= ~short
+            new_email &= ~short
+            use_home = np.where(short, prim_home, use_home)
         elif fix == "dob":
             dob_missing &= ~short
+            dob_swap &= ~short
         else:
             swapped &= ~short
-    first = p["first_name"][d]
-    last = p["last_name"][d]
-    first = np.where(typo & on_first, one_char_edit(first, rng), first)
+            nick &= ~short
+            init &= ~short
+    first = np.where(nick, p["nickname"][d], p["first_name"][d])
+    last = as_of(p, d, t, "last_name", "new_last_name", "name_change_t")
+    first = np.where(typo & on_first & ~nick, one_char_edit(first, rng), first)
     last = np.where(typo & ~on_first, one_char_edit(last, rng), last)
+    first = np.where(init, initials(first), first)
     first, last = np.where(swapped, last, first), np.where(swapped, first, last)
     first = pad_spaces(vary_case(first, rng, 0.08, 0.08), rng, 0.1)
     last = pad_spaces(vary_case(last, rng, 0.10, 0.08), rng, 0.1)
-    email = np.where(use_alt, alt[d], p["email"][d])
+    email = np.where(new_email, p["new_email"][d], p["email"][d])
+    email = np.where(use_home, p["home_email"][d], np.where(use_alt, p["alt_email"][d], email))
     email = pad_spaces(vary_case(email, rng, 0.05, 0.0, 0.15), rng, 0.05)
     email = np.where(email_missing, "", email)
+    national = np.where(transposed, transpose_digits(p["phone"][d], rng), p["phone"][d])
     fmt = (p_fmt[d] + rng.integers(1, 5, k)) % 5  # always another format than the primary
-    phone = np.where(phone_missing, "", phones[fmt, d])
-    city_idx = p["city_idx"][d]
-    postcode = np.where(moved, random_postcodes(rng, city_idx), p["postcode"][d])
-    postcode = vary_postcode(postcode, rng, 0.25)
-    street = np.where(moved, random_streets(rng, k), p["street"][d])
-    acq = p["acq_t"][d]
-    channel = rng.choice(3, k, p=w.ACQUISITION_P)
-    t = acq + (rng.random(k) * (END_S - acq)).astype(np.int64)
-    t = np.clip(at_local_time(rng, t, channel), acq + 3600, END_S - 60)
+    phone = np.where(phone_missing, "", phone_formats(national)[fmt, np.arange(k)]) if k else \
+        np.full(0, "")
+    postcode = vary_postcode(as_of(p, d, t, "postcode", "new_postcode", "move_t"), rng, 0.25)
     new_card = p["has_card"][d] & (rng.random(k) < 0.3)
     table = pd.DataFrame({
         "first_name": first, "last_name": last, "email": email, "phone": phone,
-        "street": street, "postcode": postcode, "city": p["city"][d],
-        "birth_day": np.where(dob_missing, -10**6, p["birth_day"][d]),
+        "street": as_of(p, d, t, "street", "new_street", "move_t"), "postcode": postcode,
+        "city": p["city"][d],
+        "birth_day": np.where(dob_missing, -10**6, np.where(dob_swap, birth, p["birth_day"][d])),
         "signup_s": t, "signup_channel": np.array(w.ACQUISITION_CHANNELS)[channel],
         "loyalty_card": np.where(new_card, p["new_card"][d], ""),
         "person": d, "kind": "duplicate",
+        "variation": variation_labels(
+            typo=typo & ~(on_first & (nick | init)), nickname=nick, initial=init, names_swapped=swapped,
+            new_surname=new_surname, new_email=new_email & ~email_missing,
+            alternate_email=use_alt & ~email_missing, household_email=use_home & ~email_missing,
+            transposed_phone=transposed, moved=moved, swapped_birth_date=dob_swap),
     })
     return table, t, new_card
 
@@ -226,36 +276,48 @@ def _pick(rng, k: int, probs) -> np.ndarray:
     return rng.choice(len(probs), k, p=np.asarray(probs) / np.sum(probs))
 
 
-def web_customer_fields(rng, p: People, person: np.ndarray, rates) -> dict:
+def web_customer_fields(rng, p: People, person: np.ndarray, rates, t=None) -> dict:
     """Customer fields typed on each web order of the given people (pyarrow arrays).
 
     Each field has a few written forms per person (e.g. the e-mail as is, Title-cased, upper
     case, with a leading or trailing space); each order picks one, so the work per order is an
-    index computation and one take.
+    index computation and one take. With the orders' instants ``t``, an order placed after a
+    person's e-mail change, marriage or move carries the new e-mail, surname or address. A
+    share ``rates.nickname`` of the orders of people with a short name use it. A household's
+    shared e-mail is never used here: shop accounts are keyed by e-mail, so each person orders
+    with their own.
     """
     n, k = p.n, len(person)
-    main, alt = p["email"], p["alt_email"]
-    email_forms = _variants(*(f(e) for e in (main, alt) for f in (
+    t = np.zeros(k, dtype=np.int64) if t is None else np.asarray(t)
+    main, alt, new = p["email"], p["alt_email"], p["new_email"]
+    email_forms = _variants(*(f(e) for e in (main, alt, new) for f in (
         lambda e: e, np.strings.title, np.strings.upper, lambda e: cat(" ", e),
         lambda e: cat(e, " "))))
     use_alt = (alt[person] != "") & (rng.random(k) < rates.alternate_email_order_share)
-    form = _pick(rng, k, [0.76, 0.12, 0.04, 0.04, 0.04]) + 5 * use_alt
+    changed = ~use_alt & (t >= p["email_change_t"][person])
+    form = _pick(rng, k, [0.76, 0.12, 0.04, 0.04, 0.04]) + 5 * use_alt + 10 * changed
     phones = p.phone_variants()
     phone_forms = _variants(phones[0], phones[1], phones[4], np.full(n, ""))
     phone = np.where(rng.random(k) < rates.missing_web_phone, 3, _pick(rng, k, [1, 1, 1]))
-    first, last, postcode = p["first_name"], p["last_name"], p["postcode"]
+    first, nick, last, new_last = p["first_name"], p["nickname"], p["last_name"], p["new_last_name"]
     lower = (rng.random(k) < 0.04).astype(np.int64)
-    pc_form = _pick(rng, k, [0.9, 0.05, 0.05])
-    at = pa.array(person)
+    use_nick = (nick[person] != "") & (rng.random(k) < rates.nickname)
+    married = t >= p["name_change_t"][person]
+    moved = (t >= p["move_t"][person]).astype(np.int64)
+    postcode, new_postcode = p["postcode"], p["new_postcode"]
+    pc_form = _pick(rng, k, [0.9, 0.05, 0.05]) + 3 * moved
     return {
         "email": email_forms.take(pa.array(form * n + person)),
-        "first_name": _variants(first, np.strings.lower(first)).take(pa.array(lower * n + person)),
-        "last_name": _variants(last, np.strings.lower(last)).take(pa.array(lower * n + person)),
+        "first_name": _variants(first, np.strings.lower(first), nick, np.strings.lower(nick))
+        .take(pa.array((lower + 2 * use_nick) * n + person)),
+        "last_name": _variants(last, np.strings.lower(last), new_last, np.strings.lower(new_last))
+        .take(pa.array((lower + 2 * married) * n + person)),
         "phone": phone_forms.take(pa.array(phone * n + person)),
-        "street": pa.array(p["street"], pa.string()).take(at),
-        "postcode": _variants(postcode, np.strings.replace(postcode, " ", ""),
-                              np.strings.lower(postcode)).take(pa.array(pc_form * n + person)),
-        "city": pa.array(p["city"], pa.string()).take(at),
+        "street": _variants(p["street"], p["new_street"]).take(pa.array(moved * n + person)),
+        "postcode": _variants(*(f(c) for c in (postcode, new_postcode) for f in (
+            lambda c: c, lambda c: np.strings.replace(c, " ", ""), np.strings.lower)))
+        .take(pa.array(pc_form * n + person)),
+        "city": pa.array(p["city"], pa.string()).take(pa.array(person)),
         "marketing_opt_in": p["email_opt_in"][person],
     }
 
@@ -275,27 +337,52 @@ def qa_customer_fields(rng, k: int) -> dict:
     return out
 
 
-def tickets(rng: np.random.Generator, p: People, person: np.ndarray, rates) -> pd.DataFrame:
-    """Caller details as typed by call-centre agents."""
+def tickets(rng: np.random.Generator, p: People, person: np.ndarray, rates,
+            t=None) -> pd.DataFrame:
+    """Caller details as typed by call-centre agents, at the calls' instants ``t``.
+
+    Agents mistype names, write an initial only or the name the caller goes by (Bill); the
+    surname, e-mail and postcode are those of the call's time (new after a marriage, an e-mail
+    change, a move); a household partner often gives the shared e-mail; some phone numbers get
+    two digits swapped. Returns the four caller fields, name_typo and the variations (truth).
+    """
     k = len(person)
+    t = np.zeros(k, dtype=np.int64) if t is None else np.asarray(t)
     first = p["first_name"][person]
-    last = p["last_name"][person]
+    nick = (p["nickname"][person] != "") & (rng.random(k) < rates.nickname)
+    init = ~nick & (rng.random(k) < rates.initial)
+    first = np.where(nick, p["nickname"][person], first)
+    last = as_of(p, person, t, "last_name", "new_last_name", "name_change_t")
     typo = rng.random(k) < rates.callcentre_name_typo
-    on_first = rng.random(k) < 0.5
+    on_first = (rng.random(k) < 0.5) & ~init
     first, last = first.astype(object), last.astype(object)  # typos may lengthen a name
     first[typo & on_first] = one_char_edit(first[typo & on_first], rng)
     last[typo & ~on_first] = one_char_edit(last[typo & ~on_first], rng)
-    first, last = first.astype(str), last.astype(str)
+    first = np.where(init, initials(first.astype(str)), first.astype(str))
+    last = last.astype(str)
     surname_first = rng.random(k) < 0.5
     name = np.where(surname_first, cat(np.strings.upper(last), ", ", first), cat(first, " ", last))
     alt = p["alt_email"][person]
-    email = np.where((alt != "") & (rng.random(k) < 0.15), alt,
-                     p["email"][person])
+    use_alt = (alt != "") & (rng.random(k) < 0.15)
+    use_home = ~use_alt & (p["home_email"][person] != "") & (rng.random(k) < 0.7)
+    new_email = ~use_alt & ~use_home & (t >= p["email_change_t"][person])
+    email = np.where(new_email, p["new_email"][person], p["email"][person])
+    email = np.where(use_alt, alt, np.where(use_home, p["home_email"][person], email))
     no_email = rng.random(k) < rates.callcentre_missing_email
     email = np.where(no_email, "", vary_case(email, rng, 0.05, 0.0, 0.10))
-    phone = p.phone_variants()[rng.integers(0, 5, k), person]
-    phone = np.where(~no_email & (rng.random(k) < 0.03), "", phone)
-    postcode = vary_postcode(p["postcode"][person], rng, 0.3)
-    postcode = np.where(rng.random(k) < rates.callcentre_missing_postcode, "", postcode)
+    transposed = rng.random(k) < rates.transposed_phone
+    national = np.where(transposed, transpose_digits(p["phone"][person], rng), p["phone"][person])
+    phone = phone_formats(national)[rng.integers(0, 5, k), np.arange(k)] if k else np.full(0, "")
+    no_phone = ~no_email & (rng.random(k) < 0.03)
+    phone = np.where(no_phone, "", phone)
+    moved = t >= p["move_t"][person]
+    postcode = vary_postcode(as_of(p, person, t, "postcode", "new_postcode", "move_t"), rng, 0.3)
+    no_postcode = rng.random(k) < rates.callcentre_missing_postcode
+    postcode = np.where(no_postcode, "", postcode)
+    variation = variation_labels(
+        typo=typo, nickname=nick, initial=init, new_surname=t >= p["name_change_t"][person],
+        new_email=new_email & ~no_email, alternate_email=use_alt & ~no_email,
+        household_email=use_home & ~no_email, transposed_phone=transposed & ~no_phone,
+        moved=moved & ~no_postcode)
     return pd.DataFrame({"caller_name": name, "caller_email": email, "caller_phone": phone,
-                         "caller_postcode": postcode, "name_typo": typo})
+                         "caller_postcode": postcode, "name_typo": typo, "variation": variation})

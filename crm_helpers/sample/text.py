@@ -152,3 +152,54 @@ def permuted_digits(index: np.ndarray, modulus: int, multiplier: int, shift: int
     """
     value = (np.asarray(index, dtype=object) * multiplier + shift) % modulus
     return np.strings.zfill(np.asarray(value, dtype=np.int64).astype(str), width)
+
+
+def transpose_digits(national: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """National phone numbers with two neighbouring digits after the area prefix swapped.
+
+    Where the two digits drawn are equal, the next pair is swapped instead (so nearly every
+    number changes; a number with all its later digits equal stays as it is).
+    """
+    national = np.asarray(national, dtype=str)
+    n = len(national)
+    if n == 0:
+        return national
+    width = int(np.strings.str_len(national).max())
+    m = national.astype(f"<U{width}").view(np.uint32).reshape(n, width).copy()
+    length = np.strings.str_len(national)
+    rows = np.arange(n)
+    pos = 2 + (rng.random(n) * np.maximum(length - 3, 1)).astype(np.int64)
+    for _ in range(width):
+        nxt = np.minimum(pos + 1, width - 1)
+        same = (m[rows, pos] == m[rows, nxt]) & (pos + 2 < length)
+        if not same.any():
+            break
+        pos = np.where(same, pos + 1, pos)
+    nxt = np.minimum(pos + 1, width - 1)
+    ok = nxt < length
+    a, b = m[rows, pos].copy(), m[rows, nxt].copy()
+    m[rows[ok], pos[ok]], m[rows[ok], nxt[ok]] = b[ok], a[ok]
+    return m.view(f"<U{width}").ravel().astype(str)
+
+
+def swap_day_and_month(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dates (days since 1970-01-01) with day and month swapped where that is another valid date.
+
+    Returns (the dates, whether each was swapped): only days 1-12 other than the month itself
+    can be read the other way round.
+    """
+    dates = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    years = dates.astype("datetime64[Y]")
+    day = (dates - months.astype("datetime64[D]")).astype(np.int64) + 1
+    month = (months - years.astype("datetime64[M]")).astype(np.int64) + 1
+    ok = (day <= 12) & (day != month)
+    swapped = (years.astype("datetime64[M]") + np.where(ok, day - 1, 0)).astype("datetime64[D]") \
+        + np.where(ok, month - 1, 0)
+    out = np.where(ok, swapped.astype(np.int64), np.asarray(days, dtype=np.int64))
+    return out, ok
+
+
+def initials(first_names: np.ndarray) -> np.ndarray:
+    """First initials as agents and forms record them ("J" for John)."""
+    return np.strings.upper(np.strings.slice(np.asarray(first_names, dtype=str), 0, 1))

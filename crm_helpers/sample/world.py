@@ -178,6 +178,31 @@ COMMON_SURNAMES = (
     "Pérez", "Gómez", "Núñez", "Peña", "Rossi", "Bianchi", "Okafor", "Mensah", "Nguyen", "Chen",
     "Wang", "Kim", "Tanaka", "Sharma", "Gupta", "Chowdhury", "Rahman", "Mahmood", "Iqbal",
 )
+# Short forms people give instead of their first name (several per name: one is drawn).
+NICKNAMES = {
+    "William": ("Bill", "Will", "Billy"), "Elizabeth": ("Liz", "Beth", "Lizzie"),
+    "Robert": ("Bob", "Rob", "Bobby"), "Richard": ("Rick", "Dick", "Rich"),
+    "James": ("Jim", "Jimmy", "Jamie"), "John": ("Jack", "Johnny"), "Michael": ("Mike", "Mick"),
+    "Christopher": ("Chris", "Kit"), "Matthew": ("Matt",), "Anthony": ("Tony", "Ant"),
+    "Andrew": ("Andy", "Drew"), "Stephen": ("Steve",), "Peter": ("Pete",), "David": ("Dave",),
+    "Daniel": ("Dan", "Danny"), "Samuel": ("Sam",), "Joseph": ("Joe",), "Thomas": ("Tom", "Tommy"),
+    "Benjamin": ("Ben",), "Alexander": ("Alex", "Sandy"), "Edward": ("Ed", "Ted", "Eddie"),
+    "Henry": ("Harry", "Hal"), "Nicholas": ("Nick",), "Philip": ("Phil",), "Joshua": ("Josh",),
+    "Zachary": ("Zach",), "Sebastian": ("Seb",), "Frederick": ("Fred", "Freddie"),
+    "Jacob": ("Jake",), "Nathan": ("Nate",), "Isaac": ("Ike",), "Oliver": ("Ollie",),
+    "Charlotte": ("Lottie", "Charlie"), "Catherine": ("Kate", "Cathy", "Cat"),
+    "Margaret": ("Maggie", "Peggy", "Meg"), "Patricia": ("Pat", "Patty"),
+    "Jennifer": ("Jen", "Jenny"), "Rebecca": ("Becky", "Becca"), "Victoria": ("Vicky", "Tori"),
+    "Samantha": ("Sam", "Sammy"), "Jessica": ("Jess",), "Deborah": ("Debbie", "Deb"),
+    "Susan": ("Sue", "Susie"), "Barbara": ("Barb",), "Isabella": ("Bella", "Izzy"),
+    "Isabelle": ("Izzy",), "Amelia": ("Millie",), "Florence": ("Flo",), "Penelope": ("Penny",),
+    "Philippa": ("Pippa",), "Harriet": ("Hattie",), "Matilda": ("Tilly",), "Eleanor": ("Ellie",),
+    "Abigail": ("Abby",), "Josephine": ("Jo",), "Joanne": ("Jo",), "Nicola": ("Nicky",),
+    "Alexandra": ("Alex",), "Gwendolyn": ("Gwen",), "Winifred": ("Winnie",),
+    "Wilhelmina": ("Mina",), "Constance": ("Connie",), "Rosalind": ("Ros",),
+    "Katarzyna": ("Kasia",), "Aleksandra": ("Ola",), "Magdalena": ("Magda",),
+    "Francesca": ("Fran", "Frankie"), "Giovanni": ("Gianni",), "Tomasz": ("Tomek",),
+}
 # Rarer surnames are built from English place-name syllables so that full names rarely repeat.
 _SURNAME_HEADS = (
     "Ash", "Brad", "Black", "Brook", "Cald", "Card", "Craw", "Dal", "Dun", "Ell", "Fair", "Farr",
@@ -212,6 +237,7 @@ class NameBook:
     last: np.ndarray
     last_ascii: np.ndarray
     last_p: np.ndarray
+    nicknames: np.ndarray  # (first names, 3): short forms of each, repeated; "" when none
 
 
 def build_name_book() -> NameBook:
@@ -237,6 +263,8 @@ def build_name_book() -> NameBook:
         last=last,
         last_ascii=np.array([ascii_fold(s) for s in last]),
         last_p=last_p / last_p.sum(),
+        nicknames=np.array([[NICKNAMES.get(f, ("",))[i % len(NICKNAMES.get(f, ("",)))]
+                             for i in range(3)] for f in first]),
     )
 
 
