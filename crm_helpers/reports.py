@@ -8,9 +8,16 @@ the functions that use them: they take seconds to import, which ``crm --help`` n
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from crm_helpers import config
+
+# nbformat validates with jsonschema, whose import builds a parser for RFC 3987 IRIs when the
+# optional rfc3987-syntax is installed (jupyter_events, of JupyterLab, installs it): two seconds
+# of every command that runs a notebook, for a string format no notebook schema uses. Marked
+# absent here (Python's import system then raises ImportError), jsonschema skips that one format.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def numbered_notebooks(folder: Path | None = None) -> list[Path]:
