@@ -296,11 +296,18 @@ def kpi_trend(
 
 def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None,
                last: int | None = None):
-    """Small multiples of :func:`kpi_trend`, one panel per KPI (``last``: show only the last periods)."""
+    """Small multiples of :func:`kpi_trend`, one panel per KPI (``last``: show only the last periods).
+
+    The panels share the period axis: only a panel with none below it labels the periods.
+    """
     nrows = int(np.ceil(len(names) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False, sharex=True)
+    for i, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
         kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight, legend=None, last=last)
+        below = i + ncols < len(names)
+        ax.tick_params(axis="x", labelbottom=not below)
+        if below:
+            ax.set_xlabel("")
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
