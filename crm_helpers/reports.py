@@ -99,7 +99,7 @@ class NotebookFailed(RuntimeError):
 
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                  name: str | None = None, progress: bool | dict = True, finish=None,
-                 keep_previous: bool = False, kill_kernel: bool = False) -> Path:
+                 keep_previous: bool = False, kill_kernel: bool = False, save_each_cell: bool = True) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
 
     The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
@@ -121,6 +121,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         kill_kernel: once the last cell has run, stop the kernel at once rather than ask it to
             exit (nbclient's ``shutdown_kernel="immediate"``): a kernel that imported pandas, Ibis
             and DuckDB takes about a second to tear its Python down. For notebooks that only read.
+        save_each_cell: papermill rewrites the running copy after every cell, so a long run can be
+            followed; without, it writes the copy once, at the end (or at the failed cell).
     Returns:
         The path of the executed notebook.
     """
@@ -136,6 +138,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     try:
         pm.execute_notebook(str(notebook), str(running), parameters=parameters,
                             kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=progress,
+                            request_save_on_cell_execute=save_each_cell,
                             shutdown_kernel="immediate" if kill_kernel else "graceful")
     except pm.PapermillExecutionError as err:
         running.replace(failed)
@@ -257,11 +260,12 @@ def run_report(label: str, out_dir: Path, parameters: dict, notebook: Path | Non
     lifted into the metadata before the HTML is written. A failure raises :class:`NotebookFailed`
     with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``) and leaves
     the previous good report untouched; the index marks the period failed. The report only
-    reads, so its kernel is stopped at once when the last cell has run.
+    reads and runs in seconds: its kernel is stopped at once when the last cell has run, and the
+    executed copy is written once, not after every cell.
     """
     return run_notebook(notebook or report_notebook(), Path(out_dir) / (folder or label),
                         {**parameters, "period": label}, name="report.ipynb", progress=progress,
-                        finish=lift_headline, keep_previous=True, kill_kernel=True)
+                        finish=lift_headline, keep_previous=True, kill_kernel=True, save_each_cell=False)
 
 
 def _run_one(job: tuple) -> tuple[str, str | None]:
