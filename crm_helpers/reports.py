@@ -149,9 +149,10 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         raise NotebookFailed(f"{Path(notebook).name} failed at cell {err.exec_count}: {err.ename}: "
                              f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
                              f"(see {failed}; {kept})") from None
+    finally:
+        warming.join()  # never left running at exit, where it could only print noise
     if finish is not None:
         finish(running)
-    warming.join()
     export_html(running).replace(target.with_suffix(".html"))
     running.replace(target)
     for stale in (failed, *(target.with_name(target.stem + ".last-good" + ext) for ext in (".ipynb", ".html"))):
