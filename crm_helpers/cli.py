@@ -37,7 +37,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from crm_helpers.data.erasure import UnknownCustomer
     from crm_helpers.data.sources import SourceError
     from crm_helpers.information.contracts import ContractFailed
-    from crm_helpers.information.report import ReportRefused
+    from crm_helpers.information.report_request import ReportRefused
     from crm_helpers.reports import NotebookFailed
     from crm_helpers.warehouse import WarehouseBusy, WarehouseMissing
 
@@ -223,7 +223,7 @@ def report(period: Optional[str] = typer.Option(None, help="Reporting period: a 
     the index, and makes the command exit non-zero with one line per failure.
     """
     from crm_helpers import reports
-    from crm_helpers.information import report as numbers
+    from crm_helpers.information import report_request as request
 
     wh_path = Path(warehouse or config.warehouse_path(existing_data_dir(data) if data is not None else None)).resolve()
     if (start is None) != (end is None):
@@ -231,17 +231,17 @@ def report(period: Optional[str] = typer.Option(None, help="Reporting period: a 
     if start is not None and period is not None:
         raise CommandError("give either --period or --from/--to, not both")
     if start is not None:
-        labels = numbers.period_range(start, end, granularity)
+        labels = request.period_range(start, end, granularity)
     else:
-        labels = [period or numbers.latest_label(wh_path, granularity)]
-    checked = numbers.check_request(wh_path, labels, granularity, region, segment)
+        labels = [period or request.latest_label(wh_path, granularity)]
+    checked = request.check_request(wh_path, labels, granularity, region, segment)
     if compare_with is not None:
-        numbers.check_request(wh_path, [compare_with], granularity)
+        request.check_request(wh_path, [compare_with], granularity)
     labels = [b.label for b in checked]
     out_dir = Path(out or config.reports_dir())
     parameters = {"granularity": granularity, "segment": segment, "region": region, "warehouse": str(wh_path),
                   "compare_with": compare_with}
-    suffix = numbers.Slice(region, segment).suffix()
+    suffix = request.Slice(region, segment).suffix()
     failures = reports.run_reports(labels, out_dir, parameters, notebook, suffix, workers)
     typer.echo(f"index: {reports.build_index(out_dir)}")
     for label, error in failures.items():

@@ -2,17 +2,21 @@
 
 A period is identified by its first day (``period_start``) and quoted by a label: ``"2025-12"`` for
 a month, ``"2025-Q4"`` for a quarter, ``"2025"`` for a year.
+
+Labels and bounds are plain calendar arithmetic (the standard library's ``datetime``), so ``crm
+report`` checks a period before importing Ibis or pandas; only the engine expressions import Ibis.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 #: Granularity name -> Ibis truncation unit and length in months.
 GRANULARITIES: dict[str, tuple[str, int]] = {"month": ("M", 1), "quarter": ("Q", 3), "year": ("Y", 12)}
@@ -36,13 +40,26 @@ def period_start(day: ir.DateValue, granularity: str) -> ir.DateValue:
 
 def next_period_start(start: ir.DateValue, granularity: str) -> ir.DateValue:
     """Engine expression: the first day of the period after the one starting on ``start``."""
+    import ibis
+
     months = GRANULARITIES[check_granularity(granularity)][1]
     return (start + ibis.interval(months=months)).cast("date")
 
 
+def as_date(day) -> date:
+    """A day given as a ``date``, a ``datetime`` (pandas' ``Timestamp`` is one) or anything pandas reads as one."""
+    if isinstance(day, datetime):
+        return day.date()
+    if isinstance(day, date):
+        return day
+    import pandas as pd  # a numpy datetime64 or a string: rare, so pandas only then
+
+    return pd.Timestamp(day).date()
+
+
 def period_label(start, granularity: str) -> str:
     """The label of the period starting on ``start``: ``2025-12``, ``2025-Q4`` or ``2025``."""
-    ts = pd.Timestamp(start)
+    ts = as_date(start)
     if check_granularity(granularity) == "month":
         return f"{ts.year}-{ts.month:02d}"
     if granularity == "quarter":
@@ -61,14 +78,19 @@ def parse_period(label: str, granularity: str) -> date:
         return date(int(year), 3 * (int(quarter) - 1) + 1, 1)
     if granularity == "year":
         return date(int(text[:4]), 1, 1)
-    ts = pd.Timestamp(text)
-    return date(ts.year, ts.month, 1)
+    day = date.fromisoformat(text if len(text) > 7 else text + "-01")  # "2025-13": month must be in 1..12
+    return date(day.year, day.month, 1)
 
 
 def shift_period(start, granularity: str, n: int = -1) -> date:
-    """The first day of the period ``n`` periods after (negative: before) the one starting on ``start``."""
-    months = GRANULARITIES[check_granularity(granularity)][1] * n
-    return (pd.Timestamp(start) + pd.DateOffset(months=months)).date()
+    """The first day of the period ``n`` periods after (negative: before) the one starting on ``start``.
+
+    Counted in calendar months; a day past the end of the target month becomes its last day.
+    """
+    day = as_date(start)
+    year, month = divmod(day.month - 1 + GRANULARITIES[check_granularity(granularity)][1] * n, 12)
+    year, month = day.year + year, month + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def periods_per_year(granularity: str) -> int:

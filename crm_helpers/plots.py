@@ -1,5 +1,10 @@
 """The workbook's standard business graphics, all in one seaborn theme.
 
+The theme is seaborn's (``set_theme(context="notebook", style="whitegrid", palette="deep")``),
+written out as the matplotlib style ``workbook.mplstyle``: charts drawn with matplotlib alone (the
+periodic report's) then need no seaborn import, which brings scipy.stats and costs seconds per
+report. seaborn is imported by the functions that draw with it (heatmaps, bars).
+
 Every chart has a title, axis labels and units. Functions take the pandas results of ``kpis``,
 ``rfm``, ``cohorts`` and ``olap`` (already aggregated: plotting never touches transactions) and
 return the matplotlib ``Axes`` (or ``Figure`` for small multiples).
@@ -11,20 +16,24 @@ symbol, so no label assumes one currency.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from crm_helpers import config
 from crm_helpers.information.star import MONEY
 
+#: The workbook's chart theme: seaborn's "notebook" context, "whitegrid" style and "deep" palette.
+THEME = Path(__file__).with_name("workbook.mplstyle")
 PALETTE = "deep"
-CURRENT_COLOR = sns.color_palette(PALETTE)[0]
+#: The first colour of seaborn's "deep" palette: the KPI itself in a trend.
+CURRENT_COLOR = "#4c72b0"
 PREVIOUS_COLOR = "0.55"
 
 
@@ -48,14 +57,15 @@ def unit_label(unit: str) -> str:
 
 
 def setup_notebook(seed: int = 42, dpi: int = 100, settings: config.Settings | None = None) -> np.random.Generator:
-    """One look for every notebook: seaborn theme, figure size, pandas display options, seed, currency.
+    """One look for every notebook: the seaborn theme (:data:`THEME`), figure size, pandas display options,
+    seed, currency.
 
     ``settings`` (default: the data folder's ``sources.yml``) give the currency of every money
     label. Returns a seeded numpy ``Generator`` for anything random in the notebook.
     """
     set_currency(settings or config.load_settings())
     _inline_figures()
-    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.style.use(THEME)
     plt.rcParams.update(
         {
             "figure.figsize": (9, 4.5),
@@ -96,15 +106,25 @@ def _unit_axis(ax, unit: str, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     kind = display.unit_of(unit)
     if kind == display.RATE:
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.RATE, 0)))
+        target.set_major_formatter(tick_formatter(lambda v: display.fmt(v, display.RATE, 0)))
     elif kind == display.MONEY:
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.MONEY, 0)))
+        target.set_major_formatter(tick_formatter(lambda v: display.fmt(v, display.MONEY, 0)))
     elif kind in (display.COUNT, display.DAYS):
         target.set_major_locator(mticker.MaxNLocator(integer=True))
-        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(v, display.COUNT)))
+        target.set_major_formatter(tick_formatter(lambda v: display.fmt(v, display.COUNT)))
     else:
-        target.set_major_formatter(mticker.FuncFormatter(
-            lambda v, _: display.fmt(v, display.NUMBER, 0 if abs(v) >= 100 else 2)))
+        target.set_major_formatter(tick_formatter(
+            lambda v: display.fmt(v, display.NUMBER, 0 if abs(v) >= 100 else 2)))
+
+
+def tick_formatter(label) -> mticker.FuncFormatter:
+    """A tick formatter showing each value as ``label(value)`` says, each value formatted once.
+
+    A chart is laid out several times before it is saved, with the same ticks each time: the
+    labels (Babel's number formats) are kept instead of formatted again on every pass.
+    """
+    shown = functools.cache(label)
+    return mticker.FuncFormatter(lambda value, _pos: shown(value))
 
 
 #: Numbers inside a chart (heatmap cells, bar labels): readable at 100% zoom.
@@ -276,11 +296,18 @@ def kpi_trend(
 
 def kpi_trends(kpis: pd.DataFrame, names: Sequence[str], lag: int = 12, ncols: int = 2, highlight: str | None = None,
                last: int | None = None):
-    """Small multiples of :func:`kpi_trend`, one panel per KPI (``last``: show only the last periods)."""
+    """Small multiples of :func:`kpi_trend`, one panel per KPI (``last``: show only the last periods).
+
+    The panels share the period axis: only a panel with none below it labels the periods.
+    """
     nrows = int(np.ceil(len(names) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.4 * nrows), squeeze=False, sharex=True)
+    for i, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
         kpi_trend(kpis, name, lag=lag, ax=ax, highlight=highlight, legend=None, last=last)
+        below = i + ncols < len(names)
+        ax.tick_params(axis="x", labelbottom=not below)
+        if below:
+            ax.set_xlabel("")
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -299,6 +326,8 @@ def cohort_heatmap(matrix: pd.DataFrame, title: str = "Retention by acquisition 
     show = m.drop(columns=0) if unit == "%" and 0 in m.columns else m
     if show.empty or show.isna().all().all():  # one month of history: no month after the first yet
         return _no_data(ax, title, "no cohort has a month after its first purchase yet")
+    import seaborn as sns
+
     sns.heatmap(show, annot=len(show) <= 40 and show.shape[1] <= 16, fmt=fmt, cmap="Blues", ax=ax,
                 cbar_kws={"label": "retention rate (%)" if unit == "%" else unit_label(unit)},
                 annot_kws={"size": ANNOTATION_SIZE})
@@ -323,6 +352,8 @@ def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all coho
     later = curve.iloc[1:]
     if later.empty:
         return _no_data(ax, title, "no cohort has a month after its first purchase yet")
+    import seaborn as sns
+
     sns.lineplot(x=later.index, y=later["retention_rate"], marker="o", ax=ax)
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
@@ -331,6 +362,8 @@ def retention_curve(curve: pd.DataFrame, title: str = "Retention curve, all coho
 
 def rfm_grid(scored: pd.DataFrame, value: str = "customers", ax=None):
     """The R x F score grid: customers per cell (or the cell's total of ``value``), with segment names."""
+    import seaborn as sns
+
     from crm_helpers.information.rfm import segment_grid
 
     if value == "customers":
@@ -401,6 +434,8 @@ def whale_peak(x, y, tolerance: float = 0.0005) -> tuple[float, float] | None:
 def cube_bar(df: pd.DataFrame, x: str, y: str = "revenue", hue: str | None = None, unit: str | None = None,
              title: str | None = None, ax=None, horizontal: bool = False):
     """Bar chart of a cube slice (subtotal rows labelled ``All`` are left out)."""
+    import seaborn as sns
+
     from crm_helpers.information.olap import MEASURES, TOTAL
 
     data = df
@@ -424,6 +459,8 @@ def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "
 
     ``unit`` is the unit of ``x`` (default ``count``: whole-number ticks); long labels are wrapped.
     """
+    import seaborn as sns
+
     ax = ax or plt.subplots(figsize=(9, 0.45 * max(df[y].nunique(), 4) + 1))[1]
     sns.barplot(data=df, x=x, y=df[y].astype(str), hue=hue, orient="h", errorbar=None, ax=ax)
     return finish(ax, title, x=xlabel or x.replace("_", " "), xunit=unit or "count", y=y.replace("_", " "))
@@ -431,6 +468,8 @@ def bar(df: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "
 
 def completeness_heatmap(shares: pd.DataFrame, title: str = "Share of values filled", ax=None):
     """Heatmap of filled-value shares: one row per source, one column per field (0-100 %)."""
+    import seaborn as sns
+
     ax = ax or plt.subplots(figsize=(max(10, 0.75 * shares.shape[1]), 0.6 * len(shares) + 2.5))[1]
     sns.heatmap(shares.astype(float), vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".0%",
                 cbar_kws={"format": mticker.PercentFormatter(1.0), "label": "values filled (%)"}, ax=ax,
@@ -500,7 +539,7 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     ax.set_xticks(x, list(flows.index))
     finish(ax, "Customers gained and lost per period", x="period", y="customers", yunit="count", rotate=45,
            truncated=False)
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: display.fmt(abs(v), display.COUNT)))
+    ax.yaxis.set_major_formatter(tick_formatter(lambda v: display.fmt(abs(v), display.COUNT)))
     for label in ax.get_xticklabels():
         label.set_fontweight("bold" if label.get_text() == highlight else "normal")
     return ax

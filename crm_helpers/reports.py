@@ -8,9 +8,19 @@ the functions that use them: they take seconds to import, which ``crm --help`` n
 
 from __future__ import annotations
 
+import functools
+import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 from crm_helpers import config
+
+# nbformat validates with jsonschema, whose import builds a parser for RFC 3987 IRIs when the
+# optional rfc3987-syntax is installed (jupyter_events, of JupyterLab, installs it): two seconds
+# of every command that runs a notebook, for a string format no notebook schema uses. Marked
+# absent here (Python's import system then raises ImportError), jsonschema skips that one format.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def numbered_notebooks(folder: Path | None = None) -> list[Path]:
@@ -39,17 +49,45 @@ def declared_parameters(notebook: Path) -> set[str]:
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+@functools.cache
+def html_exporter():
+    """nbconvert's HTML exporter with the offline template, code cells hidden: one per process.
+
+    Its first page costs about a second (importing nbconvert, compiling the Jinja templates and
+    the regular expressions of its Markdown and HTML filters); later pages reuse all of that.
+    """
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_template_basedirs=[str(TEMPLATES)], template_name="offline")
+
+
+def warm_html_export() -> threading.Thread:
+    """Prepare :func:`html_exporter` in a background thread (it renders a one-cell page), and return it.
+
+    Started when a kernel starts: the process only waits for the kernel then, so the export's
+    set-up is done by the time the notebook has run. A failure here is left to the export itself.
+    """
+    def warm():
+        import nbformat
+
+        with suppress(Exception):
+            html_exporter().from_notebook_node(nbformat.v4.new_notebook(
+                cells=[nbformat.v4.new_markdown_cell("**warm-up**")], metadata={"language_info": LANGUAGE_INFO}))
+
+    thread = threading.Thread(target=warm, name="warm-html-export", daemon=True)
+    thread.start()
+    return thread
+
+
 def export_html(notebook: Path) -> Path:
     """Write ``<notebook>.html`` beside an executed notebook, with code cells hidden.
 
     The page is self-contained: styles inline, charts embedded, no script or style from the network.
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            extra_template_basedirs=[str(TEMPLATES)], template_name="offline")
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = html_exporter().from_notebook_node(nbformat.read(notebook, as_version=4))
     html = Path(notebook).with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -61,7 +99,7 @@ class NotebookFailed(RuntimeError):
 
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                  name: str | None = None, progress: bool | dict = True, finish=None,
-                 keep_previous: bool = False) -> Path:
+                 keep_previous: bool = False, kill_kernel: bool = False, save_each_cell: bool = True) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
 
     The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
@@ -80,6 +118,11 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         finish: called with the executed notebook's path after a successful run, before the
             HTML export (e.g. :func:`lift_headline`).
         keep_previous: on failure, leave the previous good copies under their usual names.
+        kill_kernel: once the last cell has run, stop the kernel at once rather than ask it to
+            exit (nbclient's ``shutdown_kernel="immediate"``): a kernel that imported pandas, Ibis
+            and DuckDB takes about a second to tear its Python down. For notebooks that only read.
+        save_each_cell: papermill rewrites the running copy after every cell, so a long run can be
+            followed; without, it writes the copy once, at the end (or at the failed cell).
     Returns:
         The path of the executed notebook.
     """
@@ -91,9 +134,12 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     running, failed = target.with_suffix(".running.ipynb"), target.with_suffix(".failed.ipynb")
     declared = declared_parameters(notebook)
     parameters = {key: value for key, value in (parameters or {}).items() if key in declared}
+    warming = warm_html_export()
     try:
         pm.execute_notebook(str(notebook), str(running), parameters=parameters,
-                            kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=progress)
+                            kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=progress,
+                            request_save_on_cell_execute=save_each_cell,
+                            shutdown_kernel="immediate" if kill_kernel else "graceful")
     except pm.PapermillExecutionError as err:
         running.replace(failed)
         for good in (target, target.with_suffix(".html")):
@@ -103,6 +149,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         raise NotebookFailed(f"{Path(notebook).name} failed at cell {err.exec_count}: {err.ename}: "
                              f"{str(err.evalue).splitlines()[0] if err.evalue else ''} "
                              f"(see {failed}; {kept})") from None
+    finally:
+        warming.join()  # never left running at exit, where it could only print noise
     if finish is not None:
         finish(running)
     export_html(running).replace(target.with_suffix(".html"))
@@ -212,11 +260,13 @@ def run_report(label: str, out_dir: Path, parameters: dict, notebook: Path | Non
     ``parameters`` are the notebook's (``period`` is set to ``label``). The headline figures are
     lifted into the metadata before the HTML is written. A failure raises :class:`NotebookFailed`
     with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``) and leaves
-    the previous good report untouched; the index marks the period failed.
+    the previous good report untouched; the index marks the period failed. The report only
+    reads and runs in seconds: its kernel is stopped at once when the last cell has run, and the
+    executed copy is written once, not after every cell.
     """
     return run_notebook(notebook or report_notebook(), Path(out_dir) / (folder or label),
                         {**parameters, "period": label}, name="report.ipynb", progress=progress,
-                        finish=lift_headline, keep_previous=True)
+                        finish=lift_headline, keep_previous=True, kill_kernel=True, save_each_cell=False)
 
 
 def _run_one(job: tuple) -> tuple[str, str | None]:

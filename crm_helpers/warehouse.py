@@ -4,6 +4,9 @@ Every transaction-level computation in the workbook is an Ibis expression on the
 returned by :func:`connect`, so the same code can run on another Ibis backend (Spark for big
 users); only customer-level tables come back to pandas. Code that must speak SQL (collect's
 set-based parsing) uses the same connection's DuckDB handle, ``connect(...).con``.
+
+Ibis and pandas are imported when a connection is opened, not with this module: a quick question
+asked before any analysis (:func:`peek`, for ``crm report``'s request check) need not wait for them.
 """
 
 from __future__ import annotations
@@ -15,14 +18,25 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
-from ibis.backends import BaseBackend
 
 from crm_helpers import config
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import pandas as pd
+    from ibis.backends import BaseBackend
+
+
+def __getattr__(name: str):
+    """``warehouse.BaseBackend``: Ibis' connection class, imported on first use (PEP 562)."""
+    if name == "BaseBackend":
+        from ibis.backends import BaseBackend
+
+        return BaseBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class WarehouseMissing(FileNotFoundError):
@@ -57,6 +71,8 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBack
     UTC: every timestamp in the warehouse is UTC wall-clock time. DuckDB's memory is capped at
     :func:`crm_helpers.config.memory_limit`.
     """
+    import ibis
+
     path = Path(path or config.warehouse_path())
     if read_only and not path.exists():
         raise WarehouseMissing(f"no warehouse at {path}: run `crm collect` and `crm integrate` first")
@@ -65,12 +81,33 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> BaseBack
         path.parent.mkdir(parents=True, exist_ok=True)
     con = _wait_for_lock(path, lambda: ibis.duckdb.connect(str(path), read_only=read_only,
                                                            memory_limit=config.memory_limit()))
+    con.raw_sql("SET TimeZone = 'UTC'")
     if not read_only and path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
     return con
 
 
-def _wait_for_lock(path: Path, open_) -> BaseBackend:
+@contextmanager
+def peek(path: Path | str | None = None):
+    """A plain read-only DuckDB connection (DB-API, no Ibis) for the ``with`` block: a quick question.
+
+    For the few aggregate questions asked before any analysis starts, such as whether ``crm
+    report``'s period lies in the data: opening it costs no Ibis or pandas import. It waits for
+    a writer's lock and refuses a missing file like :func:`connect`; analysis uses :func:`connect`.
+    """
+    path = Path(path or config.warehouse_path())
+    if not path.exists():
+        raise WarehouseMissing(f"no warehouse at {path}: run `crm collect` and `crm integrate` first")
+    con = _wait_for_lock(path, lambda: duckdb.connect(str(path), read_only=True,
+                                                      config={"memory_limit": config.memory_limit()}))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def _wait_for_lock(path: Path, open_):
     """``open_()`` retried while another process holds ``path``'s lock, up to the lock timeout."""
     waited, deadline = 0.05, time.monotonic() + config.lock_timeout()
     while True:
@@ -85,7 +122,6 @@ def _wait_for_lock(path: Path, open_) -> BaseBackend:
                                     f"{config.lock_timeout():g} s (CRM_LOCK_TIMEOUT)") from None
             time.sleep(waited)
             waited = min(waited * 2, 1.0)
-    con.raw_sql("SET TimeZone = 'UTC'")
     return con
 
 
@@ -123,7 +159,7 @@ class _PerCell:
         def reopen():
             self.con.reconnect()
             return self.con
-        _wait_for_lock(self.path, reopen)
+        _wait_for_lock(self.path, reopen).raw_sql("SET TimeZone = 'UTC'")
 
     def post_run_cell(self, result=None) -> None:
         """Let go of the warehouse between cells."""
@@ -204,6 +240,8 @@ def source_roles(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
     is the ISO code phone numbers of that source default to. Ordered by priority. Empty (with
     these columns) for a warehouse collected before the declarations were recorded.
     """
+    import pandas as pd
+
     con = as_connection(con)
     columns = ["source", "role", "priority", "country"]
     if "source_declaration" not in con.list_tables():
@@ -217,7 +255,7 @@ def needs_integration(con: BaseBackend | str | Path | None = None) -> bool:
 
     Given a path (or ``None``), the warehouse is opened read-only just for the question.
     """
-    if isinstance(con, BaseBackend):
+    if con is not None and not isinstance(con, (str, Path)):  # an open connection
         return "dim_customer" not in con.list_tables()
     with reading(con) as opened:
         return "dim_customer" not in opened.list_tables()

@@ -50,3 +50,41 @@ def test_dashboard_table_formats_each_unit(star_warehouse, euros):
     html = plots.dashboard_table(dashboard).to_html()
     points = display.fmt(abs(row["change"]) * 100, "number", 1)
     assert display.fmt(row["current"], "rate") in html and f"{points} pts" in html
+
+
+def test_the_theme_is_seaborns_without_importing_seaborn():
+    """workbook.mplstyle is seaborn's notebook/whitegrid/deep theme, so matplotlib-only charts look the same."""
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.colors import to_hex
+
+    def colours(rc):
+        return [to_hex(c) for c in rc["axes.prop_cycle"].by_key()["color"]]
+
+    with mpl.rc_context():
+        plt.style.use(plots.THEME)
+        ours = dict(mpl.rcParams)
+    with mpl.rc_context():
+        sns.set_theme(context="notebook", style="whitegrid", palette=plots.PALETTE)
+        seaborns = dict(mpl.rcParams)
+    assert colours(ours) == colours(seaborns) and to_hex(plots.CURRENT_COLOR) == colours(seaborns)[0]
+    differ = {k for k in seaborns if k != "axes.prop_cycle" and ours[k] != seaborns[k]}
+    assert differ == {"image.cmap"}, differ  # seaborn's own colour map: the heatmaps name theirs
+
+
+def test_the_report_charts_need_no_seaborn():
+    """Importing the plots and drawing the periodic report's charts leaves seaborn (and scipy) unimported."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd; from crm_helpers import plots; plots.setup_notebook(); "
+            "t = pd.DataFrame({'period': [f'2025-{m:02d}' for m in range(1, 13)], 'revenue': range(12), "
+            "'new_customers': range(12), 'returning_customers': range(12), 'lapsed_customers': range(12)}); "
+            "plots.kpi_trends(t, ['revenue', 'new_customers'], lag=1).savefig('/dev/null', format='png'); "
+            "plots.customer_flows(t.set_index('period')); "
+            "print(sorted(m for m in ('seaborn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert out.stdout.strip() == "[]", out.stderr

@@ -8,9 +8,8 @@ report's optional filters: ``region`` is the store region of the sale (the star 
 (:data:`crm_helpers.information.rfm.RFM_SEGMENT_GRID`) as of the period's last day. The knowledge
 stage has no segments of its own yet; when it has, ``segment`` will mean those.
 
-:func:`check_request` validates a request before any notebook kernel starts: a bad label
-(``2025-13``), a period outside the data, an unknown region or segment each raise
-:class:`ReportRefused` with one line saying why.
+The request itself (the periods and the slice, checked before any notebook kernel starts) is
+:mod:`crm_helpers.information.report_request`'s; its names are available here too.
 """
 
 from __future__ import annotations
@@ -23,7 +22,18 @@ import pandas as pd
 
 from crm_helpers import display, periods
 from crm_helpers import warehouse as wh
-from crm_helpers.information import kpis, olap, rfm, star
+from crm_helpers.information import kpis, olap, rfm
+from crm_helpers.information.report_request import (  # noqa: F401 (the request's names, for the notebook and tests)
+    ReportRefused,
+    Slice,
+    check_period,
+    check_request,
+    check_slice,
+    data_range,
+    latest_label,
+    period_range,
+    store_regions,
+)
 
 #: The KPIs at the top of the report, and in the index of reports.
 HEADLINE_KPIS = ["revenue", "active_customers", "new_customers", "orders", "aov", "retention_rate"]
@@ -36,118 +46,6 @@ RECORD_DATES = {"stg_customer": "signup_ts", "stg_order_line": "order_ts", "stg_
                 "stg_campaign_response": "response_date"}
 #: How many periods the trend charts show.
 TREND_PERIODS = 12
-
-
-class ReportRefused(ValueError):
-    """A report request that cannot run: bad period, period outside the data, unknown filter value."""
-
-
-@dataclass(frozen=True)
-class Slice:
-    """The report's filters: ``region`` (store region) and ``segment`` (RFM segment), each optional."""
-
-    region: str | None = None
-    segment: str | None = None
-
-    def describe(self) -> str:
-        """``all customers`` or, e.g., ``region London, segment Champions``."""
-        parts = [f"{name} {value}" for name, value in (("region", self.region), ("segment", self.segment)) if value]
-        return ", ".join(parts) or "all customers and regions"
-
-    def suffix(self) -> str:
-        """A file-name-safe suffix for a filtered report (``""`` without filters)."""
-        import re
-
-        parts = [f"{name}-{value}" for name, value in (("region", self.region), ("segment", self.segment)) if value]
-        return "".join("_" + re.sub(r"[^A-Za-z0-9]+", "-", p).strip("-") for p in parts)
-
-
-def data_range(con=None) -> tuple:
-    """The first and last order date in the warehouse."""
-    con = wh.as_connection(con)
-    f = con.table("fact_order_line")
-    row = f.aggregate(first=f.order_date.min().cast("date"), last=f.order_date.max().cast("date")).to_pandas()
-    return pd.Timestamp(row["first"].iloc[0]).date(), pd.Timestamp(row["last"].iloc[0]).date()
-
-
-def check_period(label: str, granularity: str, first, last) -> periods.PeriodBounds:
-    """The period quoted by ``label``, if it is a valid label and overlaps ``first``..``last``.
-
-    Raises :class:`ReportRefused` naming the problem: a bad granularity, a label that is not a
-    period (``2025-13``, ``2025-Q5``), or a period with no day in the data's range.
-    """
-    try:
-        bounds = periods.bounds(label, granularity)
-    except ValueError as err:
-        raise ReportRefused(f"--period {label!r}: {err}") from None
-    if bounds.end < first or bounds.start > last:
-        raise ReportRefused(f"--period {bounds.label}: outside the data, which runs from {first} to {last}")
-    return bounds
-
-
-def store_regions(con=None) -> list[str]:
-    """The store regions of the star schema (``dim_channel.region``), sorted."""
-    con = wh.as_connection(con)
-    regions = con.table("dim_channel").region
-    return sorted(regions.fill_null(star.UNKNOWN).name("region").as_table().distinct().to_pandas()["region"])
-
-
-def check_slice(con, region: str | None, segment: str | None) -> Slice:
-    """The report's filters, if each names a known store region / RFM segment; else :class:`ReportRefused`."""
-    if region is not None and region not in (known := store_regions(con)):
-        raise ReportRefused(f"--region {region!r}: no such store region (regions: {', '.join(known)})")
-    if segment is not None and segment not in rfm.RFM_SEGMENT_GRID:
-        raise ReportRefused(f"--segment {segment!r}: no such RFM segment "
-                            f"(segments: {', '.join(rfm.RFM_SEGMENT_GRID)})")
-    return Slice(region, segment)
-
-
-def check_request(warehouse, labels: list[str], granularity: str, region=None, segment=None) -> list[periods.PeriodBounds]:
-    """Validate a report request before any kernel starts: every period, and the filters.
-
-    Opens the warehouse read-only and closes it again. Returns the periods' bounds.
-    """
-    try:
-        periods.check_granularity(granularity)
-    except ValueError as err:
-        raise ReportRefused(f"--granularity: {err}") from None
-    for label in labels:  # a label that is no period is refused before the warehouse is opened
-        try:
-            periods.bounds(label, granularity)
-        except ValueError as err:
-            raise ReportRefused(f"--period {label!r}: {err}") from None
-    with wh.reading(warehouse) as con:
-        if wh.needs_integration(con):
-            raise wh.WarehouseMissing(f"{warehouse} has no star schema yet: run `crm integrate` first")
-        first, last = data_range(con)
-        found = [check_period(label, granularity, first, last) for label in labels]
-        check_slice(con, region, segment)
-    return found
-
-
-def latest_label(warehouse, granularity: str) -> str:
-    """The label of the last period with orders (the default report), read briefly, read-only."""
-    try:
-        periods.check_granularity(granularity)
-    except ValueError as err:
-        raise ReportRefused(f"--granularity: {err}") from None
-    with wh.reading(warehouse) as con:
-        return periods.period_label(data_range(con)[1], granularity)
-
-
-def period_range(start: str, end: str, granularity: str) -> list[str]:
-    """Labels of every period from ``start`` to ``end`` (both included); :class:`ReportRefused` if reversed."""
-    try:
-        first, last = periods.parse_period(start, granularity), periods.parse_period(end, granularity)
-    except ValueError as err:
-        raise ReportRefused(f"--from/--to: {err}") from None
-    if last < first:
-        raise ReportRefused(f"--from {start} is after --to {end}")
-    labels, day = [], first
-    while day <= last:
-        labels.append(periods.period_label(day, granularity))
-        day = periods.shift_period(day, granularity, 1)
-    return labels
 
 
 # --- the numbers -------------------------------------------------------------------------------
