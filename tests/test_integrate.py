@@ -72,7 +72,9 @@ def test_phones_are_e164_and_survivorship_follows_priority(con):
     mapped = master.merge(con.table("identity_map").to_pandas(), on=["source", "source_record_id"])
     shown = mapped.dropna(subset=["email"]).merge(customers[["customer_id", "email"]], on="customer_id",
                                                   suffixes=("", "_shown"))
-    assert (shown.email == shown.email_shown).mean() > 0.99
+    # a person with several master records (re-registration, new e-mail) shows one of them
+    shown["match"] = shown.email == shown.email_shown
+    assert shown.groupby("customer_id")["match"].any().mean() > 0.99
 
 
 def test_every_real_record_is_mapped_and_junk_is_not(con, small_truth_dir):
