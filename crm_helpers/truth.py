@@ -172,3 +172,13 @@ def missed_by_variation(con, truth_dir: Path | None = None) -> pd.DataFrame:
         out[name] = counts.split.astype(int)
     out.insert(0, "description", [VARIATIONS.get(v, v) for v in out.index])
     return out.rename_axis("variation").sort_values("records", ascending=False)
+
+
+def customer_persons(con, truth_dir: Path | None = None) -> pd.Series:
+    """The true person behind each warehouse customer_id: the person most of its source records
+    belong to (records of test and junk entries carry no person)."""
+    identity = read_truth("identity", truth_dir).dropna(subset=["person_id"])
+    mapped = con.table("identity_map").to_pandas().merge(identity, on=["source", "source_record_id"])
+    counts = mapped.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    best = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
+    return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]

@@ -101,7 +101,8 @@ def leaver_imbalance(base: Path) -> tuple[list[float], float, int]:
     outcomes = truth(base, "campaign_outcomes")
     per_campaign, diff, var, left_contacted = [], 0.0, 0.0, 0
     for c in truth(base, "campaign_design").itertuples():
-        consenting = people[(people[f"{c.channel}_opt_in"] == "true")
+        on_file = "email_on_file" if c.channel == "email" else "phone_on_file"
+        consenting = people[(people[f"{c.channel}_opt_in"] == "true") & (people[on_file] == "true")
                             & (people["do_not_contact"] == "false")
                             & (people["acquisition_date"] < c.start_date)]
         left = (consenting["dropout_date"] != "") & (consenting["dropout_date"] < c.start_date)
@@ -285,10 +286,14 @@ def test_truth_holds_designed_affinities_only(world):
     assert len(aff) == 28 and not {"support", "confidence", "lift"} & set(aff.columns)
     lift = aff["designed_lift"].astype(float)
     assert lift[aff["kind"] == "weak"].between(1.05, 1.2).all()
-    assert (lift[aff["kind"] == "strong"] > 1.2).all()
-    assert (lift[aff["kind"] == "none"] < 0.8).all()
+    assert (lift[aff["kind"] == "strong"] > 1.3).all()
+    # Without an affinity most pairs sit below 1, but lift confounds affinity with the segment
+    # mix: elite customers' long baskets that start with electronics lift Beauty-Electronics
+    # above 1.5 with no affinity at all. An analysis compares with designed_lift, not with 1.
+    none = lift[aff["kind"] == "none"]
+    assert none.median() < 0.9 and none.max() > 1.3
     seasonal = aff[aff["kind"] == "seasonal"].iloc[0]
-    assert float(seasonal["designed_lift_in_season"]) > 1.3 > float(seasonal["designed_lift"])
+    assert float(seasonal["designed_lift_in_season"]) > max(1.0, 1.5 * float(seasonal["designed_lift"]))
     sets = truth(world, "affinity_sets")
     assert (sets["designed_lift_over_pairs"].astype(float) > 2).all()
 
@@ -299,10 +304,8 @@ def test_co_occurrence_recovers_the_designed_pairs(world, baskets):
     observed = observed_lifts(baskets.drop(columns="month")).reindex(aff.index)
     designed = aff["designed_lift"].astype(float)
     assert ((observed / designed - 1).abs() < 0.06).all(), (observed / designed).round(3)
-    strong = aff.index[aff["kind"] == "strong"]
-    assert set(observed.nlargest(len(strong)).index) == set(strong)
-    weak, unrelated = observed[aff["kind"] == "weak"], observed[aff["kind"] == "none"]
-    assert weak.min() > unrelated.max()
+    strong, weak = observed[aff["kind"] == "strong"], observed[aff["kind"] == "weak"]
+    assert strong.min() > weak.max() and weak.min() > observed[aff["kind"] == "none"].median()
 
 
 @pytest.mark.slow
@@ -314,7 +317,7 @@ def test_the_seasonal_pair_is_stronger_in_its_season(world, baskets):
     in_season = observed_lifts(baskets[baskets["month"].isin(months)].drop(columns="month"))[key]
     off_season = observed_lifts(baskets[~baskets["month"].isin(months)].drop(columns="month"))[key]
     assert in_season == pytest.approx(float(pair["designed_lift_in_season"]), rel=0.08)
-    assert in_season > 1.3 > off_season
+    assert in_season > max(1.0, 1.5 * off_season)
 
 
 @pytest.mark.slow
@@ -331,10 +334,10 @@ def test_the_three_item_set_beats_what_its_pairs_imply(world, baskets):
 
 
 def test_affinities_on_the_small_world(small_world):
-    """Looser on 2,000 people: designed pairs near their designed lift, weak above unrelated."""
+    """Looser on 2,000 people: designed pairs near their designed lift, weak above the typical unrelated pair."""
     aff = keyed(truth(small_world, "category_affinity"))
     observed = observed_lifts(sales_baskets(small_world).drop(columns="month")).reindex(aff.index)
     designed = aff["designed_lift"].astype(float)
     paired = aff["kind"].isin(["strong", "weak"])
     assert ((observed / designed - 1)[paired].abs() < 0.15).all()
-    assert observed[aff["kind"] == "weak"].min() > observed[aff["kind"] == "none"].max()
+    assert observed[aff["kind"] == "weak"].min() > observed[aff["kind"] == "none"].median()
