@@ -68,3 +68,13 @@ def identity_report(con, truth_dir: Path | None = None) -> pd.DataFrame:
     rows = {"Splink (identity_map)": pairwise_quality(predicted, identity),
             "e-mail only": pairwise_quality(email_only_clusters(records), identity)}
     return pd.DataFrame(rows).T[["precision", "recall", "f1", "true_pairs", "predicted_pairs", "correct_pairs"]]
+
+
+def customer_persons(con, truth_dir: Path | None = None) -> pd.Series:
+    """The true person behind each warehouse customer_id: the person most of its source records
+    belong to (records of test and junk entries carry no person)."""
+    identity = read_truth("identity", truth_dir).dropna(subset=["person_id"])
+    mapped = con.table("identity_map").to_pandas().merge(identity, on=["source", "source_record_id"])
+    counts = mapped.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    best = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
+    return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]

@@ -7,9 +7,12 @@ Everything is vectorised over events with numpy; events of a chunk are kept sort
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
 
 import numpy as np
 import pandas as pd
+from dateutil.easter import easter
 
 from . import world as w
 from .clock import (DAY, END_DAY, END_S, MONTH_DAYS, START_DAY, START_S, day_number,
@@ -18,9 +21,26 @@ from .people import People, at_local_time
 
 STORE, WEB = 0, 1
 SIGNUP_PURCHASE_P = np.array([0.8, 0.7, 0.0])  # by acquisition channel: buy when signing up
-# Monthly seasonality (Jan..Dec), mean 1: quiet after Christmas, busy in Nov/Dec.
-SEASON = np.array([0.85, 0.8, 0.9, 0.95, 0.95, 0.95, 1.0, 0.95, 0.95, 1.0, 1.3, 1.4])
+# Monthly seasonality (Jan..Dec), mean 1: Christmas and the January sales, a quiet February.
+# Mild on purpose: a calibration period that ends on a strong December peak makes BG/NBD
+# over-predict the next year (the feasibility study's 22-26%); at this profile the bias is a
+# few per cent (tests/test_world_calibration.py).
+SEASON = np.array([1.15, 0.85, 0.95, 1.0, 0.95, 1.0, 1.05, 0.95, 0.95, 0.95, 1.0, 1.2])
 SEASON = SEASON / SEASON.mean()
+# Strength of seasonality and calendar events: each day's purchase intensity is
+# 1 + SEASONALITY x (designed multiplier - 1); generate(seasonality=0) switches both off.
+SEASONALITY = 1.0
+# Yearly shocks of the revenue series (first day, last day, kind, name, rate multiplier); their
+# dates move from year to year, so last year's same month is not a perfect forecast.
+SHOCKS = (
+    (date(2023, 6, 19), date(2023, 6, 25), "promotion", "Summer sale week", 1.6),
+    (date(2023, 9, 11), date(2023, 9, 24), "supply_problem", "Warehouse system outage", 0.6),
+    (date(2024, 2, 5), date(2024, 2, 18), "supply_problem", "Port strike delays", 0.6),
+    (date(2024, 7, 1), date(2024, 7, 7), "promotion", "Summer sale week", 1.6),
+    (date(2025, 5, 12), date(2025, 5, 18), "promotion", "Spring sale week", 1.6),
+    (date(2025, 10, 6), date(2025, 10, 19), "supply_problem", "Supplier insolvency", 0.6),
+)
+EASTER_MULTIPLIER = 1.5  # Maundy Thursday to Easter Monday (a moving holiday)
 CALL_GRACE_DAYS = 60  # people still call for a while after their last purchase
 WALKIN_PER_CRM_RECEIPT = 0.5  # anonymous receipts per CRM store receipt (a third of all)
 WALKIN_TIER_P = np.array([0.55, 0.30, 0.15])
@@ -36,6 +56,40 @@ def sort_events(person: np.ndarray, t: np.ndarray, *others: np.ndarray):
     """Sort event arrays by (person, time)."""
     order = np.lexsort((t, person))
     return (person[order], t[order], *(o[order] for o in others))
+
+
+def calendar_events() -> pd.DataFrame:
+    """The designed calendar of the window: shocks and Easter (first_day, last_day, kind, name,
+    multiplier of the purchase rate on those days, at full seasonality strength)."""
+    rows = [(a, b, kind, name, m) for a, b, kind, name, m in SHOCKS]
+    for year in range(START_DAY_DATE.year, END_DAY_DATE.year + 1):
+        sunday = easter(year)
+        rows.append((sunday - timedelta(days=3), sunday + timedelta(days=1), "holiday",
+                     "Easter", EASTER_MULTIPLIER))
+    out = pd.DataFrame(rows, columns=["first_day", "last_day", "kind", "name", "multiplier"])
+    return out.sort_values("first_day", ignore_index=True)
+
+
+FIRST_DAY = START_DAY - int(np.ceil(w.EXISTING_BASE_YEARS * 365.25)) - 2  # earliest sign-up
+START_DAY_DATE = date(1970, 1, 1) + timedelta(days=START_DAY)
+END_DAY_DATE = date(1970, 1, 1) + timedelta(days=END_DAY - 1)
+
+
+@cache
+def day_intensity(seasonality: float = SEASONALITY) -> np.ndarray:
+    """Relative purchase intensity of each London day from FIRST_DAY to the window's end.
+
+    Monthly seasonality everywhere, calendar events (calendar_events) in the window; both
+    scaled by `seasonality` (0 = flat).
+    """
+    days = np.arange(FIRST_DAY, END_DAY)
+    m = SEASON[month_index(days * DAY) % 12]
+    for ev in calendar_events().itertuples():
+        on = (days >= day_number(ev.first_day)) & (days <= day_number(ev.last_day))
+        m = np.where(on, m * ev.multiplier, m)
+    out = 1 + seasonality * (m - 1)
+    out.flags.writeable = False
+    return out
 
 
 def _poisson_times(rng, start: np.ndarray, rate_per_month: np.ndarray):
@@ -58,8 +112,9 @@ class Calls:
 
 
 def simulate_calls(rng: np.random.Generator, p: People) -> Calls:
-    """Potential call-centre contacts at each person's rate; trimmed after dropout later."""
-    acq = p["acq_t"]
+    """Potential call-centre contacts at each person's rate from sign-up (or the window's start
+    for the existing base); trimmed after dropout later."""
+    acq = np.maximum(p["acq_t"], START_S)
     person, t = _poisson_times(rng, acq, p["call_rate"])
     t = np.maximum(at_local_time(rng, t, np.full(len(t), 2)), acq[person] + 600)
     person, t = sort_events(person, t)
@@ -102,19 +157,23 @@ class Purchases:
     campaign: np.ndarray
 
 
-def simulate_purchases(rng: np.random.Generator, p: People,
-                       complaint_t: np.ndarray) -> tuple[Purchases, np.ndarray]:
-    """Buy-till-you-die: Poisson purchases while alive, leaving after a purchase with the
-    segment's dropout probability (x3 after a complaint). Returns purchases and dropout times.
+def simulate_purchases(rng: np.random.Generator, p: People, complaint_t: np.ndarray,
+                       seasonality: float = SEASONALITY) -> tuple[Purchases, np.ndarray]:
+    """Buy-till-you-die (BG/NBD): from sign-up, Poisson purchases at the person's rate, timed by
+    the day intensity (seasonality, shocks, Easter); right after each *repeat* purchase the
+    person leaves with their dropout probability (x3 after a complaint). The first purchase never
+    ends a life. The existing base's history before the window is simulated but not returned
+    (p['prior_purchases'] counts it). Returns window purchases and dropout instants.
     """
     n = len(p)
     acq = p["acq_t"]
-    rate = p["rate"]
-    person, t = _poisson_times(rng, acq, rate * SEASON.max())
-    keep = rng.random(len(t)) < SEASON[month_index(to_local(t)) % 12] / SEASON.max()
+    intensity = day_intensity(seasonality)
+    peak = intensity.max()
+    person, t = _poisson_times(rng, acq, p["rate"] * peak)
+    day = to_local(t) // DAY - FIRST_DAY
+    keep = rng.random(len(t)) * peak < intensity[day]
     person, t = person[keep], t[keep]
-    p_store = p["p_store"]
-    channel = purchase_channel(rng, p_store[person])
+    channel = purchase_channel(rng, p["p_store"][person])
     t = np.maximum(at_local_time(rng, t, channel), acq[person] + 1800)
     # Many people buy something when they sign up.
     acq_ch = p["acq_channel"]
@@ -126,26 +185,29 @@ def simulate_purchases(rng: np.random.Generator, p: People,
     channel = np.concatenate([channel, s_channel])
     keep = t < END_S
     person, t, channel = sort_events(person[keep], t[keep], channel[keep])
-    # Dropout: a person is alive at an event if no earlier event triggered leaving.
+    starts = group_starts(person, n)
+    first = np.zeros(len(t), dtype=bool)
+    first[starts[:-1][starts[:-1] < starts[1:]]] = True
     prob = p["dropout_prob"][person]
     prob = np.minimum(1.0, prob * np.where(t > complaint_t[person],
                                            w.COMPLAINT_DROPOUT_MULTIPLIER, 1.0))
-    leave = rng.random(len(t)) < prob
-    starts = group_starts(person, n)
+    leave = (rng.random(len(t)) < prob) & ~first
+    # A person is alive at an event if no earlier event of theirs triggered leaving.
     before = np.cumsum(leave) - leave
     alive = (before - before[starts[person]]) == 0
     dropout_t = np.full(n, np.iinfo(np.int64).max)
     last = alive & leave
     dropout_t[person[last]] = t[last]
-    keep = alive
+    p["prior_purchases"] = np.bincount(person[alive & (t < START_S)], minlength=n)
+    keep = alive & (t >= START_S)
     return Purchases(person[keep], t[keep], channel[keep],
                      np.full(keep.sum(), -1)), dropout_t
 
 
-def window_season(start_day: int) -> float:
+def window_season(start_day: int, seasonality: float = SEASONALITY) -> float:
     """Expected organic purchases in a campaign window per unit of monthly rate."""
-    days = start_day + np.arange(w.CAMPAIGN_WINDOW_DAYS)
-    return float(SEASON[month_index(days * DAY) % 12].sum() / MONTH_DAYS)
+    days = start_day + np.arange(w.CAMPAIGN_WINDOW_DAYS) - FIRST_DAY
+    return float(day_intensity(seasonality)[days].sum() / MONTH_DAYS)
 
 
 def purchases_between(pur: Purchases, who: np.ndarray, start_s: int, end_s: int) -> tuple:
@@ -238,6 +300,42 @@ def assign_tiers(rng: np.random.Generator, pur: Purchases, p: People):
     return tier, final
 
 
+def quarter_tiers(pur: Purchases, tier: np.ndarray, p: People,
+                  dropout_t: np.ndarray) -> pd.DataFrame:
+    """Each person's tier at the end of every quarter of the window in which they were a customer.
+
+    The tier at a quarter's end is the tier of their latest purchase up to then (their starting
+    tier before any purchase in the window). A person has a row from the quarter they signed up
+    in (or the first quarter) to the quarter they left in (dropout instant), or the last one.
+    Returns person (chunk index), quarter (0 = first quarter of the window), tier.
+    """
+    n = len(p)
+    n_q = -(-(END_DAY_DATE.year * 12 + END_DAY_DATE.month
+              - START_DAY_DATE.year * 12 - START_DAY_DATE.month + 1) // 3)
+    grid = np.full((n, n_q), -1, dtype=np.int64)
+    q = month_index(to_local(pur.t)) // 3
+    last = np.ones(len(q), dtype=bool)  # last purchase of a person in a quarter (sorted events)
+    last[:-1] = (pur.person[1:] != pur.person[:-1]) | (q[1:] != q[:-1])
+    grid[pur.person[last], q[last]] = tier[last]
+    grid[:, 0] = np.where(grid[:, 0] < 0, p["tier0"], grid[:, 0])
+    filled = np.where(grid >= 0, np.arange(n_q)[None, :], 0)
+    grid = np.take_along_axis(grid, np.maximum.accumulate(filled, axis=1), axis=1)
+    first_q = month_index(to_local(np.maximum(p["acq_t"], START_S))) // 3
+    end_q = np.where(dropout_t < END_S, month_index(to_local(np.minimum(dropout_t, END_S - 1))) // 3,
+                     n_q - 1)
+    quarters = np.arange(n_q)[None, :]
+    member = (quarters >= first_q[:, None]) & (quarters <= end_q[:, None])
+    person, quarter = np.nonzero(member)
+    return pd.DataFrame({"person": person, "quarter": quarter, "tier": grid[person, quarter]})
+
+
+def quarter_label(q: np.ndarray) -> np.ndarray:
+    """'2023Q1' style labels of window quarter indices."""
+    year = START_DAY_DATE.year + (START_DAY_DATE.month - 1 + 3 * np.asarray(q)) // 12
+    return np.strings.add(np.strings.add(year.astype(str), "Q"),
+                          (((START_DAY_DATE.month - 1) // 3 + np.asarray(q)) % 4 + 1).astype(str))
+
+
 @dataclass
 class Lines:
     """Order lines: order index, line number (1-based), product, quantity and price in pence."""
@@ -254,7 +352,8 @@ def draw_lines(rng: np.random.Generator, seg: np.ndarray, tier: np.ndarray,
                products: pd.DataFrame) -> Lines:
     """1-4 lines per order with cross-sell affinities between categories.
 
-    The first line's category follows overall popularity; further lines follow the affinity
+    The number of lines, the quantities and the first line's category follow the segment
+    (world.EXTRA_LINE_PROB, EXTRA_QTY_MEAN, FIRST_CATEGORY_P); further lines follow the affinity
     matrix row of the first category. Most lines come from the order's tier.
     """
     n_orders = len(seg)
@@ -262,8 +361,9 @@ def draw_lines(rng: np.random.Generator, seg: np.ndarray, tier: np.ndarray,
     order = np.repeat(np.arange(n_orders), n_lines)
     starts = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
     line_no = np.arange(len(order)) - starts[order] + 1
-    popularity = np.array([c[2] for c in w.CATEGORIES])
-    first_cat = rng.choice(len(w.CATEGORIES), n_orders, p=popularity / popularity.sum())
+    first_p = w.FIRST_CATEGORY_P[seg].cumsum(axis=1)
+    first_cat = np.minimum((rng.random(n_orders)[:, None] > first_p).sum(axis=1),
+                           len(w.CATEGORIES) - 1)
     follow = w.affinity_matrix().cumsum(axis=1)[first_cat[order]]
     later = (rng.random(len(order))[:, None] > follow).sum(axis=1)
     later = np.minimum(later, len(w.CATEGORIES) - 1)

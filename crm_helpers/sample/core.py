@@ -9,6 +9,7 @@ across chunks. Each chunk draws from its own generator, spawned from the seed by
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,21 +21,25 @@ from tqdm.auto import tqdm
 from crm_helpers.config import DEFAULT_SEED, END_DATE, START_DATE, private_files
 
 from . import world as w
-from .behaviour import (STORE, WEB, assign_tiers, campaign_window, draw_lines, draw_walkins,
-                        first_complaint, merge_purchases, purchases_between, run_campaigns,
-                        simulate_calls, simulate_purchases, trim_calls)
-from .clock import DAY, N_MONTHS, format_date, format_timestamp, month_index, month_label, to_local
+from .behaviour import (SEASON, SEASONALITY, STORE, WEB, assign_tiers, calendar_events,
+                        campaign_window, draw_lines, draw_walkins, first_complaint,
+                        merge_purchases, purchases_between, quarter_label, quarter_tiers,
+                        run_campaigns, simulate_calls, simulate_purchases, trim_calls)
+from .clock import DAY, MONTH_DAYS, N_MONTHS, START_S, day_number, format_date, format_timestamp, month_index, month_label, to_local
 from .defects import DefectRates, defect_frame, impossible_timestamps, pick_defect_rows
 from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
                      staff_test_orders)
 from .output import Output, month_runs, monthly_file
-from .people import EmailRegistry, People, add_alt_emails, draw_people
+from .people import EmailRegistry, People, add_alt_emails, draw_people, existing_base_share
 from .records import build_master, money, qa_customer_fields, tickets, web_customer_fields
 from .text import ids
 
 CHUNK_SIZE = 25_000  # people per chunk: bounds memory (~0.5 GB peak); fastest around 20-25k
 NO_TIME = np.iinfo(np.int64).max
-DUP_REF_IN_CAMPAIGNS = 0.3  # the e-mail platform sometimes holds the newer master record
+DUP_REF_IN_CAMPAIGNS = 0.3
+# The window's last 12 months are the holdout year of the BG/NBD calibration (truth: alive then).
+HOLDOUT_START = END_DATE.replace(year=END_DATE.year - 1) + timedelta(days=1)
+HOLDOUT_START_S = day_number(HOLDOUT_START) * DAY  # the e-mail platform sometimes holds the newer master record
 
 
 @dataclass
@@ -44,6 +49,7 @@ class World:
     names: w.NameBook
     products: pd.DataFrame
     campaigns: list[w.Campaign]
+    seasonality: float = SEASONALITY  # strength of seasonality and calendar events (0 = off)
 
 
 @dataclass
@@ -79,12 +85,13 @@ class RunState:
 
 def generate(out_dir: Path, customers: int = 20_000, seed: int = DEFAULT_SEED,
              progress: bool = True, *, rates: DefectRates | None = None,
-             chunk_size: int = CHUNK_SIZE) -> dict:
+             chunk_size: int = CHUNK_SIZE, seasonality: float = SEASONALITY) -> dict:
     """Simulate the retailer and write out_dir/raw, out_dir/truth and out_dir/sources.yml.
 
     customers: number of CRM people (N); seed: all randomness derives from it; progress: show
     a tqdm bar over chunks; rates: defect rates (DefectRates() by default); chunk_size: people
-    simulated at once (memory bound, not a model parameter).
+    simulated at once (memory bound, not a model parameter); seasonality: strength of the
+    monthly seasonality, shocks and Easter (1 as designed, 0 = a flat purchase intensity).
     Returns a summary of counts (people, master records, receipts, lines, tickets, ...).
     """
     if customers < 1:
@@ -93,6 +100,7 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = DEFAULT_SEED,
     private_files()  # the exports hold (invented) personal data, like real ones
     world_seq, chunk_seq = np.random.SeedSequence(seed).spawn(2)
     world = build_world(np.random.default_rng(world_seq))
+    world.seasonality = float(seasonality)
     out = Output(out_dir)
     out.start([c.campaign_id for c in world.campaigns])
     write_reference_files(out, world)
@@ -141,7 +149,7 @@ def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.ra
     master = build_master(rng, p, rates)
     refs = number_master(master, state)
     calls = simulate_calls(rng, p)
-    organic, dropout_t = simulate_purchases(rng, p, first_complaint(calls, n))
+    organic, dropout_t = simulate_purchases(rng, p, first_complaint(calls, n), world.seasonality)
     calls = trim_calls(calls, dropout_t)
     contacts, extras = run_campaigns(rng, p, organic, dropout_t, world.campaigns,
                                      {"email": master.email_on_file, "sms": master.phone_on_file})
@@ -170,6 +178,7 @@ def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.ra
                                 for k in ("source", "order_id", "person_id")})
     out.append_truth("defects", pd.concat([pd.DataFrame(d) for d in defects], ignore_index=True))
     write_people(out, p, dropout_t, final_tier)
+    write_tiers(out, p, quarter_tiers(pur, tier, p, dropout_t))
     add_cohorts(state, pur)
     kind = master.table["kind"].to_numpy(dtype=str)
     for key, k in (("people", n), ("crm_master_records", len(kind)),
@@ -277,6 +286,9 @@ def write_orders(out: Output, source: str, built: Built) -> None:
 def write_master(out: Output, rng, master, refs: dict, rates: DefectRates) -> list:
     """Append CRM master records (already in sign-up order) and return their defects.
 
+    Records signed up before the window (the existing base) go to the first month's file with
+    their original sign-up time, as a first export of the whole master would carry them.
+
     A few birth dates are typed impossibly (31/02, the year 2099): the loader keeps the record
     and sets the value aside.
     """
@@ -295,7 +307,7 @@ def write_master(out: Output, rng, master, refs: dict, rates: DefectRates) -> li
     birth_text[bad_birth] = impossible_timestamps(rng, birth_text[bad_birth].astype(str), "uk")
     cols["birth_date"] = birth_text
     cols["signup_time"] = format_timestamp(local, "uk_minutes")
-    month = month_index(local)
+    month = np.maximum(month_index(local), 0)  # the existing base: in the first month's file
     _append_monthly(out, "crm_master", cols, month)
     files = np.array([monthly_file("crm_master", m) for m in range(N_MONTHS)], dtype=object)[month]
     kind = t["kind"].to_numpy(dtype=str)
@@ -422,7 +434,9 @@ def write_responses(out: Output, campaign_id: str, resp: pd.DataFrame) -> None:
 
 
 def write_people(out: Output, p: People, dropout_t: np.ndarray, final_tier: np.ndarray) -> None:
-    """Append the people truth of a chunk."""
+    """Append the people truth of a chunk: segment, each person's rate and dropout draws, and
+    whether they were alive (not yet left) at the window's start, at the start of its last
+    12 months (the holdout year) and at its end."""
     acq_day = to_local(p["acq_t"]) // DAY
     left = dropout_t != NO_TIME
     drop_day = to_local(np.where(left, dropout_t, p["acq_t"])) // DAY
@@ -436,13 +450,26 @@ def write_people(out: Output, p: People, dropout_t: np.ndarray, final_tier: np.n
         "dropout_date": np.where(left, format_date(drop_day, "iso").to_numpy(zero_copy_only=False),
                                  ""),
         "purchase_rate_per_month": np.round(p["rate"], 4),
-        "dropout_prob": p["dropout_prob"],
+        "dropout_prob": np.round(p["dropout_prob"], 4),
         "email_opt_in": tf[p["email_opt_in"].astype(int)],
         "sms_opt_in": tf[p["sms_opt_in"].astype(int)],
         "do_not_contact": tf[p["do_not_contact"].astype(int)],
         "initial_tier": np.array(w.TIERS, dtype=object)[p["tier0"]],
         "final_tier": np.array(w.TIERS, dtype=object)[final_tier],
+        "existing_base": tf[(p["acq_t"] < START_S).astype(int)],
+        "prior_purchases": p["prior_purchases"],
+        "alive_at_start": tf[(dropout_t >= START_S).astype(int)],
+        "alive_at_holdout_start": tf[(dropout_t >= HOLDOUT_START_S).astype(int)],
+        "alive_at_end": tf[(~left).astype(int)],
     })
+
+
+def write_tiers(out: Output, p: People, tiers: pd.DataFrame) -> None:
+    """Append each person's tier at the end of each quarter they were a customer in."""
+    out.append_truth("tiers", {
+        "person_id": p["person_id"].astype(object)[tiers["person"].to_numpy()],
+        "quarter": quarter_label(tiers["quarter"].to_numpy()),
+        "tier": np.array(w.TIERS, dtype=object)[tiers["tier"].to_numpy()]})
 
 
 def add_effects(state: RunState, contacts: pd.DataFrame, p: People) -> None:
@@ -480,17 +507,61 @@ def write_final_truth(out: Output, world: World, state: RunState, rates: DefectR
         .round({"retention_rate": 6}))
     out.write_truth_frame("category_affinity", affinity_truth(state.cooccurrence, state.baskets))
     out.write_truth_frame("campaign_effects", campaign_effects(world, state))
+    out.write_truth_frame("segments", segment_truth())
+    out.write_truth_frame("calendar", calendar_truth(world.seasonality))
     config = {"seed": seed, "N": customers, "chunk_size": chunk_size,
               "window": [START_DATE.isoformat(), END_DATE.isoformat()],
               "defect_rates": rates.as_dict(),
               "segments": {s: {"share": float(w.SEGMENT_SHARE[i]),
                                "purchase_rate_per_month": float(w.PURCHASE_RATE[i]),
+                               "rate_shape_r": float(w.RATE_SHAPE[i]),
+                               "rate_scale": float(w.RATE_SCALE[i]),
+                               "dropout_a": float(w.DROPOUT_A[i]),
+                               "dropout_b": float(w.DROPOUT_B[i]),
                                "dropout_prob": float(w.DROPOUT_PROB[i])}
                            for i, s in enumerate(w.SEGMENTS)},
+              "existing_base": {"years": w.EXISTING_BASE_YEARS,
+                                "share": round(existing_base_share(), 6)},
+              "seasonality": {"strength": world.seasonality,
+                              "monthly": [round(float(x), 6) for x in SEASON]},
+              "holdout_start": HOLDOUT_START.isoformat(),
               "complaint_dropout_multiplier": w.COMPLAINT_DROPOUT_MULTIPLIER,
               "control_share": w.CONTROL_SHARE, "campaign_window_days": w.CAMPAIGN_WINDOW_DAYS,
               "counts": {k: v for k, v in state.summary.items()}}
     (out.truth / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def segment_truth() -> pd.DataFrame:
+    """The designed segments: share, BG/NBD parameters and the observable signatures.
+
+    Purchase rates (per month while alive) are Gamma(rate_shape_r, scale rate_scale), i.e.
+    BG/NBD's r and alpha = alpha_months (= 1 / scale, in months; alpha_days for a daily fit);
+    dropout probabilities after each repeat purchase are Beta(dropout_a, dropout_b).
+    """
+    out = pd.DataFrame({
+        "segment": w.SEGMENTS, "share": w.SEGMENT_SHARE,
+        "mean_rate_per_month": w.PURCHASE_RATE, "rate_shape_r": w.RATE_SHAPE,
+        "rate_scale": w.RATE_SCALE, "alpha_months": 1 / w.RATE_SCALE,
+        "alpha_days": MONTH_DAYS / w.RATE_SCALE,
+        "dropout_a": w.DROPOUT_A, "dropout_b": w.DROPOUT_B, "mean_dropout_prob": w.DROPOUT_PROB,
+        "mean_lines_per_order": 1 + 3 * w.EXTRA_LINE_PROB,
+        "mean_quantity_per_line": 1 + w.EXTRA_QTY_MEAN,
+        "store_preference": w.SEGMENT_STORE_PREFERENCE,
+        "responsiveness": w.SEGMENT_RESPONSIVENESS,
+    })
+    for t, tier in enumerate(w.TIERS):
+        out[f"tier_share_{tier}"] = w.INITIAL_TIER_P[:, t]
+    for c, (category, *_) in enumerate(w.CATEGORIES):
+        out[f"first_category_{category.lower()}"] = w.FIRST_CATEGORY_P[:, c]
+    return out.round(6)
+
+
+def calendar_truth(seasonality: float) -> pd.DataFrame:
+    """Shocks and the moving holiday: first_day, last_day, kind, name and the multiplier of the
+    purchase rate applied on those days (after the seasonality strength)."""
+    events = calendar_events()
+    events["multiplier"] = (1 + seasonality * (events["multiplier"] - 1)).round(4)
+    return events
 
 
 def campaign_effects(world: World, state: RunState) -> pd.DataFrame:

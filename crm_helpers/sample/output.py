@@ -46,7 +46,9 @@ QUOTED_COLUMNS = {"caller_name"}
 TRUTH_COLUMNS = {
     "people": ["person_id", "segment", "region", "acquisition_date", "acquisition_channel",
                "dropout_date", "purchase_rate_per_month", "dropout_prob", "email_opt_in",
-               "sms_opt_in", "do_not_contact", "initial_tier", "final_tier"],
+               "sms_opt_in", "do_not_contact", "initial_tier", "final_tier", "existing_base",
+               "prior_purchases", "alive_at_start", "alive_at_holdout_start", "alive_at_end"],
+    "tiers": ["person_id", "quarter", "tier"],
     "identity": ["source", "source_record_id", "person_id"],
     "orders": ["source", "order_id", "person_id"],
     "campaign_outcomes": ["campaign_id", "person_id", "segment", "group", "purchased_in_window",

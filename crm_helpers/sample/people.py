@@ -44,12 +44,31 @@ class EmailRegistry:
         return emails
 
 
+def existing_base_share(years: float = w.EXISTING_BASE_YEARS,
+                        growth: float = ACQUISITION_GROWTH) -> float:
+    """Share of the N people signed up before the window.
+
+    Intake is constant for `years` before the window at the window's starting rate, then grows
+    linearly to (1 + growth) x that rate at the window's end, so the share is
+    years / (years + window years x (1 + growth / 2)).
+    """
+    window_years = (END_S - START_S) / DAY / 365.25
+    return years / (years + window_years * (1 + growth / 2))
+
+
 def acquisition_times(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Sign-up days over the window with linearly growing intake (inverse-CDF sampling)."""
+    """Sign-up instants: the existing base uniformly over the years before the window, the rest
+    over the window with linearly growing intake (inverse-CDF sampling)."""
     g = ACQUISITION_GROWTH
+    share = existing_base_share()
     u = rng.random(n)
-    frac = (np.sqrt(1 + 2 * g * u * (1 + g / 2)) - 1) / g
-    return START_S + frac * (END_S - START_S - DAY)
+    before = u < share
+    v = np.where(before, 0.0, (u - share) / (1 - share))
+    frac = (np.sqrt(1 + 2 * g * v * (1 + g / 2)) - 1) / g
+    in_window = START_S + frac * (END_S - START_S - DAY)
+    span = w.EXISTING_BASE_YEARS * 365.25 * DAY
+    earlier = START_S - span + (u / share) * span
+    return np.where(before, np.minimum(earlier, START_S - DAY), in_window)
 
 
 def time_of_day(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
@@ -100,17 +119,20 @@ def draw_people(rng: np.random.Generator, first_index: int, n: int, names: w.Nam
     p = People(n)
     p["pidx"] = np.arange(first_index, first_index + n, dtype=np.int64)
     p["person_id"] = cat("P", np.strings.zfill((p["pidx"] + 1).astype(str), 7))
-    seg = rng.choice(4, n, p=w.SEGMENT_SHARE)
+    seg = rng.choice(len(w.SEGMENTS), n, p=w.SEGMENT_SHARE)
     p["segment"] = seg
-    p["rate"] = rng.gamma(w.RATE_SHAPE[seg], w.PURCHASE_RATE[seg] / w.RATE_SHAPE[seg])
-    p["dropout_prob"] = w.DROPOUT_PROB[seg]
+    p["rate"] = rng.gamma(w.RATE_SHAPE[seg], w.RATE_SCALE[seg])
+    p["dropout_prob"] = rng.beta(w.DROPOUT_A[seg], w.DROPOUT_B[seg])
     p["call_rate"] = rng.gamma(3.0, w.CALL_RATE[seg] / 3.0)
     acq = rng.choice(3, n, p=w.ACQUISITION_P)
     p["acq_channel"] = acq
     p["acq_t"] = at_local_time(rng, acquisition_times(rng, n), acq)
-    p["has_card"] = rng.random(n) < w.CARD_P[acq]
-    p["p_store"] = np.where(p["has_card"], rng.beta(4 * w.STORE_PREFERENCE[acq],
-                                                    4 * (1 - w.STORE_PREFERENCE[acq])), 0.0)
+    card_p = w.SEGMENT_CARD_WEIGHT * w.SEGMENT_CARD_P[seg] + (1 - w.SEGMENT_CARD_WEIGHT) * w.CARD_P[acq]
+    p["has_card"] = rng.random(n) < card_p
+    mean = (w.SEGMENT_STORE_WEIGHT * w.SEGMENT_STORE_PREFERENCE[seg]
+            + (1 - w.SEGMENT_STORE_WEIGHT) * w.STORE_PREFERENCE[acq])
+    k = w.STORE_PREFERENCE_CONCENTRATION
+    p["p_store"] = np.where(p["has_card"], rng.beta(k * mean, k * (1 - mean)), 0.0)
     p["email_opt_in"] = rng.random(n) < w.EMAIL_OPT_IN_P + 0.1 * (acq == 1)
     p["sms_opt_in"] = rng.random(n) < w.SMS_OPT_IN_P
     p["do_not_contact"] = rng.random(n) < w.DO_NOT_CONTACT_P

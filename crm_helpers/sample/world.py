@@ -16,31 +16,75 @@ import pandas as pd
 SHOP_DOMAIN = "harbourandhearth.co.uk"
 
 # --- Segments --------------------------------------------------------------------------------
-# Latent customer segments. Rates are purchases per month while alive; dropout is the chance of
-# leaving after each purchase (buy-till-you-die). Tier and basket parameters make spend differ.
+# Latent customer segments, buy-till-you-die (BG/NBD) within each: a person's purchase rate
+# (per month, while alive) is drawn from Gamma(shape r, scale) and their dropout probability
+# (the chance of leaving right after a *repeat* purchase) from Beta(a, b). Each segment also has
+# a signature a clustering can see: basket size, tier mix, first-line category preferences,
+# store/web mix, and how strongly campaigns move it (SEGMENT_RESPONSIVENESS).
+# Overlaps are designed in: the rate gammas of neighbouring segments overlap (elite/loyal about
+# 5%, loyal/regular about 15%, regular/occasional about 35% of their mass), and every other
+# signature is a shift in a mix, not a partition (README "Segments and buying (designed in)").
 SEGMENTS = ("elite", "loyal", "regular", "occasional")
-SEGMENT_SHARE = np.array([0.03, 0.17, 0.40, 0.40])
-PURCHASE_RATE = np.array([2.5, 1.0, 0.4, 0.15])  # per month, segment mean
-RATE_SHAPE = np.array([6.0, 4.0, 3.0, 2.5])  # gamma shape of the personal rate around the mean
-DROPOUT_PROB = np.array([0.01, 0.03, 0.08, 0.35])  # per purchase
+SEGMENT_SHARE = np.array([0.04, 0.16, 0.38, 0.42])
+RATE_SHAPE = np.array([10.0, 6.0, 5.0, 4.0])  # gamma shape r of the personal rate
+PURCHASE_RATE = np.array([4.0, 0.8, 0.45, 0.18])  # per month, segment mean = r x scale
+RATE_SCALE = PURCHASE_RATE / RATE_SHAPE  # gamma scale (BG/NBD's alpha = 1 / scale, in months)
+# Dropout per repeat purchase falls with the rate, so the yearly chance of leaving differs less
+# than the rates (0.2-0.5 a year): frequent buyers are not the quickest to leave. The betas share
+# a = 1; a wider spread of means makes BG/NBD's single beta over-predict the frequent buyers.
+DROPOUT_A = np.array([1.0, 1.0, 1.0, 1.0])  # beta a of the personal dropout probability
+DROPOUT_B = np.array([99.0, 66.0, 32.0, 12.0])  # beta b: means 0.010, 0.015, 0.030, 0.077
+DROPOUT_PROB = DROPOUT_A / (DROPOUT_A + DROPOUT_B)  # segment mean (per repeat purchase)
 CALL_RATE = np.array([0.03, 0.02, 0.016, 0.013])  # call-centre contacts per month, segment mean
-EXTRA_LINE_PROB = np.array([0.45, 0.35, 0.25, 0.18])  # lines per order = 1 + Binomial(3, p)
-EXTRA_QTY_MEAN = np.array([0.35, 0.25, 0.15, 0.1])  # qty = 1 + Poisson(mean)
-INITIAL_TIER_P = np.array(
-    [[0.10, 0.30, 0.60], [0.30, 0.45, 0.25], [0.50, 0.35, 0.15], [0.70, 0.25, 0.05]]
-)
-TIER_UP_P = np.array([0.05, 0.04, 0.03, 0.02])  # chance of moving up a tier at a purchase
-TIER_DOWN_P = np.array([0.01, 0.02, 0.04, 0.06])
+EXTRA_LINE_PROB = np.array([0.70, 0.30, 0.15, 0.04])  # lines per order = 1 + Binomial(3, p)
+EXTRA_QTY_MEAN = np.array([0.50, 0.25, 0.12, 0.05])  # qty = 1 + Poisson(mean)
+# Tiers drift by at most one step at a purchase (up with TIER_UP_P, down with TIER_DOWN_P); a
+# person's first tier is drawn from the drift's stationary mix, so each segment's tier mix
+# stays put over time: proportional to (1, u/d, (u/d)^2).
+TIER_UP_P = np.array([0.032, 0.022, 0.013, 0.008])
+TIER_DOWN_P = np.array([0.008, 0.018, 0.027, 0.032])
+_TIER_RATIO = TIER_UP_P / TIER_DOWN_P
+INITIAL_TIER_P = np.stack([np.ones(4), _TIER_RATIO, _TIER_RATIO ** 2], axis=1)
+INITIAL_TIER_P = INITIAL_TIER_P / INITIAL_TIER_P.sum(axis=1, keepdims=True)
+# Category of an order's first line (Clothing, Footwear, Accessories, Home, Kitchen, Beauty,
+# Electronics, Garden): elite buy electronics and footwear, loyal clothing and beauty, regular
+# home, kitchen and garden, occasional customers accessories (gifts) and a little of everything.
+FIRST_CATEGORY_P = np.array([
+    [0.10, 0.25, 0.05, 0.10, 0.04, 0.03, 0.40, 0.03],
+    [0.45, 0.05, 0.12, 0.03, 0.02, 0.30, 0.02, 0.01],
+    [0.05, 0.04, 0.03, 0.32, 0.28, 0.03, 0.03, 0.22],
+    [0.15, 0.10, 0.35, 0.08, 0.07, 0.15, 0.05, 0.05],
+])
+# Campaign responsiveness: multiplier of a campaign's designed uplift by segment (the campaign
+# design reads it; 1 = an average customer).
+SEGMENT_RESPONSIVENESS = np.array([0.5, 0.8, 1.0, 1.3])
 BASE_UPLIFT = np.array([0.02, 0.04, 0.07, 0.10])  # campaign uplift by segment (before noise)
 COMPLAINT_DROPOUT_MULTIPLIER = 3.0
 TIERS = ("basic", "plus", "premium")
 OWN_TIER_SHARE = 0.85  # share of order lines taken from the customer's current tier
+
+# --- Existing base ---------------------------------------------------------------------------
+# The retailer did not open in the window: people were signing up for EXISTING_BASE_YEARS
+# before it at a constant daily intake equal to the window's starting intake (which then grows,
+# people.ACQUISITION_GROWTH). Their history before the window is simulated (it decides who is
+# still a customer) but only the master records (with the old sign-up dates) are exported.
+EXISTING_BASE_YEARS = 5.0
 
 # --- Channels --------------------------------------------------------------------------------
 ACQUISITION_CHANNELS = ("store", "web", "callcentre")
 ACQUISITION_P = np.array([0.55, 0.35, 0.10])
 CARD_P = np.array([0.95, 0.35, 0.50])  # chance of holding a loyalty card, by acquisition channel
 STORE_PREFERENCE = np.array([0.80, 0.25, 0.55])  # mean share of purchases made in store
+# Store share by segment: elite and regular customers shop in store, loyal and occasional ones
+# mostly online. A card holder's mean store share is SEGMENT_STORE_WEIGHT x this + the rest x
+# STORE_PREFERENCE of the acquisition channel; people without a card buy online. The chance of
+# holding a card mixes the segment's (SEGMENT_CARD_P) and the acquisition channel's (CARD_P).
+SEGMENT_STORE_PREFERENCE = np.array([0.85, 0.20, 0.85, 0.15])
+SEGMENT_STORE_WEIGHT = 0.85
+STORE_PREFERENCE_CONCENTRATION = 8.0  # beta a + b of the personal store share
+SEGMENT_CARD_P = np.array([0.97, 0.50, 0.95, 0.40])
+SEGMENT_CARD_WEIGHT = 0.7
+
 EMAIL_OPT_IN_P, SMS_OPT_IN_P, DO_NOT_CONTACT_P = 0.62, 0.38, 0.03
 
 REASON_CODES = ("COMPLAINT", "DELIVERY", "BILLING", "PRODUCT_INFO", "RETURN", "ACCOUNT")
