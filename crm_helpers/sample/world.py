@@ -21,9 +21,9 @@ SHOP_DOMAIN = "harbourandhearth.co.uk"
 # (the chance of leaving right after a *repeat* purchase) from Beta(a, b). Each segment also has
 # a signature a clustering can see: basket size, tier mix, first-line category preferences,
 # store/web mix, and how strongly campaigns move it (SEGMENT_RESPONSIVENESS).
-# Overlaps are designed in: the rate gammas of neighbouring segments overlap (elite/loyal about
-# 5%, loyal/regular about 15%, regular/occasional about 35% of their mass), and every other
-# signature is a shift in a mix, not a partition (README "Segments and buying (designed in)").
+# Overlaps are designed in: the rate gammas of neighbouring segments overlap (overlap coefficient
+# elite/loyal 2%, loyal/regular 50%, regular/occasional 34%), and every other signature is a
+# shift in a mix, not a partition (README "Segments and buying (designed in)").
 SEGMENTS = ("elite", "loyal", "regular", "occasional")
 SEGMENT_SHARE = np.array([0.04, 0.16, 0.38, 0.42])
 RATE_SHAPE = np.array([10.0, 6.0, 5.0, 4.0])  # gamma shape r of the personal rate
