@@ -110,11 +110,14 @@ def require_staging(warehouse: Path) -> None:
 def sample(customers: str = typer.Option("default", help="Number of people, or 'small' / 'default'."),
            seed: int = typer.Option(config.DEFAULT_SEED, help="Random seed: same seed, same files."),
            out: Optional[Path] = typer.Option(None, help="Folder to write raw/, truth/ and sources.yml into "
-                                                          "(default: the data folder; created if missing).")):
+                                                          "(default: the data folder; created if missing)."),
+           no_seasonality: bool = typer.Option(False, "--no-seasonality",
+                                               help="A flat purchase intensity: no seasonality, shocks or Easter.")):
     """Generate the seeded sample world: raw exports of every source plus the ground truth."""
     from crm_helpers.sample import generate
 
-    summary = generate(out or config.data_dir(), customers=number_of_people(customers), seed=seed, progress=True)
+    summary = generate(out or config.data_dir(), customers=number_of_people(customers), seed=seed, progress=True,
+                       seasonality=0.0 if no_seasonality else 1.0)
     for key, value in summary.items():
         typer.echo(f"{key}: {value}")
 

@@ -181,9 +181,15 @@ def test_calendar_has_easter_and_yearly_shocks(small_truth_dir):
 
 
 def test_seasonality_switch(tmp_path):
-    generate(tmp_path, customers=200, seed=3, progress=False, seasonality=0)
+    from typer.testing import CliRunner
+
+    from crm_helpers.cli import app
+
+    result = CliRunner().invoke(app, ["sample", "--customers", "200", "--seed", "3",
+                                      "--no-seasonality", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
     cal = tr.read_truth("calendar", tmp_path / "truth")
-    assert (cal["multiplier"] == 1).all()
+    assert len(cal) == 9 and (cal["multiplier"] == 1).all()
     assert json.loads((tmp_path / "truth" / "config.json").read_text())["seasonality"]["strength"] == 0
 
 
