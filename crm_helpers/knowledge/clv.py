@@ -115,5 +115,3 @@ def holdout_check(pred: pd.DataFrame, alive: pd.Series | None = None, deciles: i
         out["p_alive_auc"] = float(roc_auc_score(truth, pred["p_alive"]))
     return out
 
-
-__all__ = ["purchase_days", "rfm_split", "fit_bgnbd", "predictions", "holdout_check"]

@@ -9,8 +9,8 @@ across chunks. Each chunk draws from its own generator, spawned from the seed by
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ from .behaviour import (SEASON, SEASONALITY, STORE, WEB, assign_tiers, calendar_
                         campaign_window, draw_lines, draw_walkins, first_complaint,
                         merge_purchases, purchases_between, quarter_label, quarter_tiers,
                         run_campaigns, simulate_calls, simulate_purchases, trim_calls)
-from .clock import DAY, MONTH_DAYS, N_MONTHS, START_S, day_number, format_date, format_timestamp, month_index, month_label, to_local
+from .clock import (DAY, MONTH_DAYS, N_MONTHS, START_S, day_number, format_date, format_timestamp,
+                    month_index, month_label, to_local)
 from .defects import DefectRates, defect_frame, impossible_timestamps, pick_defect_rows
 from .orders import (TRAINING, Built, OrderSet, build_pos, build_web, concat_orders, orders_of,
                      staff_test_orders)
