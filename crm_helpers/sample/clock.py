@@ -40,9 +40,10 @@ def _last_sunday(year: int, month: int) -> date:
     return last - timedelta(days=(last.weekday() + 1) % 7)
 
 
-# Instants at which BST starts and ends (01:00 UTC), for the window plus a margin.
+# Instants at which BST starts and ends (01:00 UTC), for the window and the existing base's
+# sign-ups (world.EXISTING_BASE_YEARS before it) plus a margin.
 _BST_EDGES = np.array(
-    [day_number(_last_sunday(y, m)) * DAY + 3600 for y in range(2022, 2028) for m in (3, 10)]
+    [day_number(_last_sunday(y, m)) * DAY + 3600 for y in range(2015, 2028) for m in (3, 10)]
 )
 
 
