@@ -443,7 +443,9 @@ def test_campaign_truth(sample):
     out = truth(base, "campaign_outcomes")
     effects = truth(base, "campaign_effects")
     assert len(effects) == 8 * 4
-    assert effects["true_uplift"].astype(float).between(0.005, 0.16).all()
+    # Elite customers (about 4 purchases a month) almost surely buy in a window anyway, which
+    # caps their true uplift far below the designed one.
+    assert effects["true_uplift"].astype(float).between(0.001, 0.16).all()
     assert out.loc[out["group"] == "control", "incremental"].eq("false").all()
     assert out["group"].eq("control").mean() == pytest.approx(0.2, abs=0.03)
     treated = out[out["group"] == "treatment"].merge(effects, on=["campaign_id", "segment"])
