@@ -1,1 +1,2 @@
-"""Knowledge: segments, lifetime value, churn risk, next best product and forecasts (to come)."""
+"""Knowledge: segments (segments.py), lifetime value (clv.py); churn risk, next best product and
+forecasts to come."""
