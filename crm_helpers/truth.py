@@ -182,3 +182,76 @@ def customer_persons(con, truth_dir: Path | None = None) -> pd.Series:
     counts = mapped.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
     best = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
     return best.drop_duplicates("customer_id").set_index("customer_id")["person_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# Display: the tables and sentences notebook 02 shows (keys stay those of identity_methods)
+# --------------------------------------------------------------------------------------------
+
+#: How each method of :func:`identity_methods` reads in a table or a sentence.
+METHOD_LABELS = {"Splink (identity_map)": "Splink", "e-mail only": "E-mail only",
+                 "exact name + postcode": "Exact name + postcode"}
+
+
+def _with_method_labels(frame: pd.DataFrame, axis: str = "columns") -> pd.DataFrame:
+    """``frame`` with its method names (index or columns) as :data:`METHOD_LABELS` reads them."""
+    return frame.rename(**{axis: METHOD_LABELS})
+
+
+def quality_table(quality: pd.DataFrame):
+    """:func:`identity_report` as a reader sees it: one row per method, rates as percentages, pair counts."""
+    from crm_helpers import display
+
+    shown = _with_method_labels(quality, "index").rename_axis("method").reset_index()
+    return display.table(shown, {"precision": "rate", "recall": "rate", "f1": "rate"}, index="method",
+                         names={"f1": "F1", "true_pairs": "True same-person pairs", "predicted_pairs": "Pairs linked",
+                                "correct_pairs": "Pairs linked rightly"})
+
+
+def households_table(households: pd.DataFrame):
+    """:func:`household_confusion` as a reader sees it: per kind of household, how many each method
+    wrongly made one customer, with a row for all households."""
+    from crm_helpers import display
+
+    shown = pd.concat([households, households.sum().to_frame("All households").T])
+    shown = _with_method_labels(shown).rename_axis("household").reset_index()
+    return display.table(shown, index="household", names={"household": "Kind of household"},
+                         caption="Households wrongly made one customer")
+
+
+def missed_table(missed: pd.DataFrame):
+    """:func:`missed_by_variation` as a reader sees it: per variation, the records carrying it and how
+    many of them each method left apart from their person's customer."""
+    from crm_helpers import display
+
+    shown = _with_method_labels(missed)
+    shown = shown.assign(description=shown.description.str[:1].str.upper() + shown.description.str[1:])
+    return display.table(shown, index="description", columns=[c for c in shown.columns if c != "description"],
+                         names={"description": "Variation the record carries", "records": "Records with it"},
+                         caption="Records left apart from their person, by variation")
+
+
+def error_findings(households: pd.DataFrame, missed: pd.DataFrame, splink: str = "Splink (identity_map)",
+                   name_postcode: str = "exact name + postcode") -> list[str]:
+    """Markdown bullets on where the methods go wrong, computed from :func:`household_confusion`
+    and :func:`missed_by_variation`: households Splink merged, those exact name + postcode merged
+    (and how many were namesakes), and the varied records Splink left apart, naming the variation
+    it misses at the highest rate (or saying it missed none)."""
+    from crm_helpers.display import count_of, fmt
+
+    lines = [f"- Splink wrongly merged {fmt(households[splink].sum(), 'count')} of "
+             f"{count_of(households.households.sum(), 'household')}."]
+    if name_postcode in households:
+        namesakes = households.loc["Namesakes (same name)", name_postcode] if "Namesakes (same name)" in households.index else 0
+        lines.append(f"- Exact name + postcode merged {fmt(households[name_postcode].sum(), 'count')}, "
+                     f"{fmt(namesakes, 'count')} of them namesakes.")
+    varied = missed.drop(index="none", errors="ignore")
+    left = varied[splink].sum()
+    if left == 0:
+        lines.append(f"- Splink left none of the {count_of(varied.records.sum(), 'varied record')} apart from their person.")
+        return lines
+    worst = varied[splink].div(varied.records).idxmax()
+    lines.append(f"- Splink left {count_of(left, 'varied record')} apart from their person; the variation it misses "
+                 f"at the highest rate: {varied.description[worst]} ({fmt(varied.loc[worst, splink], 'count')} of "
+                 f"{fmt(varied.loc[worst, 'records'], 'count')}).")
+    return lines

@@ -163,3 +163,47 @@ def test_standardisation_examples_pair_each_record_before_and_after(con):
     both = before.merge(after, on=keys, suffixes=("_staged", "_standard"))
     staged = both.email_staged.dropna()
     assert (both.loc[staged.index, "email_standard"] == staged.str.strip().str.lower()).all()
+
+
+def _identity_errors(splink_misses: int):
+    """A household table and a missed-by-variation table as truth.py returns them (made up)."""
+    households = pd.DataFrame({"households": [49, 41], "Splink (identity_map)": [2, 1], "e-mail only": [0, 0],
+                               "exact name + postcode": [49, 1]},
+                              index=pd.Index(["Namesakes (same name)", "Partners: address only"], name="household"))
+    missed = pd.DataFrame({"description": [truth.VARIATIONS[v] for v in ("none", "typo", "moved")],
+                           "records": [3809, 84, 33], "Splink (identity_map)": [2, splink_misses, 0],
+                           "e-mail only": [414, 29, 19], "exact name + postcode": [255, 74, 15]},
+                          index=pd.Index(["none", "typo", "moved"], name="variation"))
+    return households, missed
+
+
+def test_identity_error_findings_are_computed_and_read_well():
+    households, missed = _identity_errors(splink_misses=1)
+    assert truth.error_findings(households, missed) == [
+        "- Splink wrongly merged 3 of 90 households.",
+        "- Exact name + postcode merged 50, 49 of them namesakes.",
+        "- Splink left 1 varied record apart from their person; the variation it misses at the highest rate: "
+        "a typing error in the name (1 of 84).",
+    ]
+    # a Splink that misses nothing is not said to miss a variation "most often"
+    assert truth.error_findings(*_identity_errors(splink_misses=0))[-1] == \
+        "- Splink left none of the 117 varied records apart from their person."
+
+
+def test_identity_tables_show_readable_methods_and_totals():
+    households, missed = _identity_errors(splink_misses=1)
+    quality = pd.DataFrame({"precision": [0.982], "recall": [0.999], "f1": [0.991], "true_pairs": [3696],
+                            "predicted_pairs": [3758], "correct_pairs": [3692]}, index=["Splink (identity_map)"])
+    html = truth.quality_table(quality).to_html()
+    assert "98.2%" in html and "3,696" in html and ">Splink<" in html and "identity_map" not in html
+    html = truth.households_table(households).to_html()
+    assert "All households" in html and ">90<" in html and ">50<" in html and "identity_map" not in html
+    html = truth.missed_table(missed).to_html()
+    assert "A typing error in the name" in html and "Records with it" in html and "identity_map" not in html
+
+
+def test_source_overlap_reads_as_combinations_and_counts_every_customer(con):
+    overlap = integrate.source_overlap(con)
+    assert overlap.customers.sum() == con.table("dim_customer").count().execute()
+    assert not overlap.sources.str.contains(",").any() and overlap.sources.str.contains(" + ", regex=False).any()
+    assert overlap.sources.is_unique

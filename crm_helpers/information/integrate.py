@@ -486,9 +486,10 @@ def contracts_held(con) -> str:
 
 
 def source_overlap(con):
-    """Customers by the combination of sources they were found in."""
-    return (con.table("dim_customer").group_by("sources").aggregate(customers=_.count())
-            .order_by(ibis.desc("customers")).to_pandas())
+    """Customers by the combination of sources they were found in (``sources``: "a + b")."""
+    overlap = (con.table("dim_customer").group_by("sources").aggregate(customers=_.count())
+               .order_by([ibis.desc("customers"), "sources"]).to_pandas())
+    return overlap.assign(sources=overlap.sources.str.replace(",", " + ", regex=False))
 
 
 def consent_summary(con):
