@@ -19,18 +19,23 @@ SMALL_SEED = 7
 _world: dict[str, Path] = {}
 
 
+def build_world(base: Path, customers: int, seed: int) -> Path:
+    """Generate a sample world in ``base``, collect and integrate it; return ``base``."""
+    from crm_helpers.data.collect import collect
+    from crm_helpers.information.integrate import integrate
+    from crm_helpers.sample import generate
+
+    generate(base, customers=customers, seed=seed, progress=False)
+    collect(base, base / "warehouse.duckdb", progress=False)
+    integrate(base / "warehouse.duckdb", progress=False)
+    return base
+
+
 def build_small_world() -> Path:
     """Generate, collect and integrate the small sample once; return its data folder."""
     if "dir" not in _world:
-        from crm_helpers.data.collect import collect
-        from crm_helpers.information.integrate import integrate
-        from crm_helpers.sample import generate
-
-        base = Path(tempfile.mkdtemp(prefix="crm-small-world-"))
-        generate(base, customers=SMALL_CUSTOMERS, seed=SMALL_SEED, progress=False)
-        collect(base, base / "warehouse.duckdb", progress=False)
-        integrate(base / "warehouse.duckdb", progress=False)
-        _world["dir"] = base
+        _world["dir"] = build_world(Path(tempfile.mkdtemp(prefix="crm-small-world-")),
+                                    SMALL_CUSTOMERS, SMALL_SEED)
     return _world["dir"]
 
 
@@ -71,3 +76,12 @@ def small_warehouse(small_world) -> Path:
 def small_truth_dir(small_world) -> Path:
     """The small sample's ground truth."""
     return small_world / "truth"
+
+
+@pytest.fixture(scope="session")
+def world_20k(tmp_path_factory) -> Path:
+    """The default sample world (20,000 people, the default seed), collected and integrated once
+    per session: the calibration targets of the sample world are checked on it."""
+    from crm_helpers.config import DEFAULT_SEED, SAMPLE_SIZES
+
+    return build_world(tmp_path_factory.mktemp("world20k"), SAMPLE_SIZES["default"], DEFAULT_SEED)

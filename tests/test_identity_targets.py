@@ -12,20 +12,14 @@ import pytest
 
 from crm_helpers import config, truth
 from crm_helpers import warehouse as wh
-from crm_helpers.data.collect import collect
-from crm_helpers.information import integrate
-from crm_helpers.sample import generate
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(world_20k):
     """The default world (20,000 people, seed 42), collected and integrated; its report tables."""
-    base = tmp_path_factory.mktemp("identity-targets")
-    generate(base, customers=config.SAMPLE_SIZES["default"], seed=config.DEFAULT_SEED, progress=False)
-    collect(base, base / "warehouse.duckdb", progress=False)
-    integrate.integrate(base / "warehouse.duckdb", progress=False)
+    base = world_20k
     con = wh.connect(base / "warehouse.duckdb", read_only=True)
     tables = {"report": truth.identity_report(con, base / "truth"),
               "households": truth.household_confusion(con, base / "truth"),

@@ -21,23 +21,15 @@ from sklearn.metrics import adjusted_rand_score, precision_score, recall_score
 from crm_helpers import truth as tr
 from crm_helpers import warehouse as wh
 from crm_helpers.knowledge import clv, segments
-from crm_helpers.sample import generate
 from crm_helpers.sample import world as w
 
 CALIBRATION_END, HOLDOUT_END = "2024-12-31", "2025-12-31"
 
 
 @pytest.fixture(scope="session")
-def world20k(tmp_path_factory) -> Path:
-    """The default 20k world, collected and integrated."""
-    from crm_helpers.data.collect import collect
-    from crm_helpers.information.integrate import integrate
-
-    base = tmp_path_factory.mktemp("world20k")
-    generate(base, customers=20_000, seed=42, progress=False)
-    collect(base, base / "warehouse.duckdb", progress=False)
-    integrate(base / "warehouse.duckdb", progress=False)
-    return base
+def world20k(world_20k) -> Path:
+    """The default 20k world, collected and integrated (tests/conftest.py)."""
+    return world_20k
 
 
 def people_truth(base: Path) -> pd.DataFrame:
