@@ -19,46 +19,6 @@ def read_truth(name: str, truth_dir: Path | None = None) -> pd.DataFrame:
                        dtype={"source_record_id": str, "person_id": str, "order_id": str})
 
 
-def _pairs(sizes: pd.Series) -> int:
-    """Number of record pairs inside clusters of the given sizes."""
-    return int((sizes * (sizes - 1) // 2).sum())
-
-
-def pairwise_quality(predicted: pd.DataFrame, truth: pd.DataFrame) -> dict:
-    """Pairwise precision and recall of a clustering of customer records against the truth.
-
-    Args:
-        predicted: source, source_record_id, customer_id (a cluster label per record).
-        truth: source, source_record_id, person_id (empty for test and junk records).
-    Returns:
-        precision (share of predicted same-customer pairs that are one person), recall (share
-        of true same-person pairs that were found), f1 and the pair counts. Only real people's
-        records count; a real record missing from ``predicted`` is a cluster of its own.
-    """
-    real = truth.dropna(subset=["person_id"])
-    merged = real.merge(predicted, on=["source", "source_record_id"], how="left")
-    missing = merged.customer_id.isna()
-    merged["customer_id"] = merged.customer_id.astype(str).where(~missing, "missing:" + merged.source + ":" + merged.source_record_id)
-    true_pairs = _pairs(merged.groupby("person_id").size())
-    found_pairs = _pairs(merged.groupby("customer_id").size())
-    correct = _pairs(merged.groupby(["customer_id", "person_id"]).size())
-    precision = correct / found_pairs if found_pairs else 1.0
-    recall = correct / true_pairs if true_pairs else 1.0
-    return {"precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "true_pairs": true_pairs, "predicted_pairs": found_pairs, "correct_pairs": correct,
-            "records": len(merged), "records_missing": int(missing.sum())}
-
-
-def email_only_clusters(records: pd.DataFrame) -> pd.DataFrame:
-    """Baseline identity resolution: records with the same standardised e-mail are one person.
-
-    Records without an e-mail stay on their own.
-    """
-    key = records.email.where(records.email.notna(), "record:" + records.source + ":" + records.source_record_id)
-    return records.assign(customer_id=key)[["source", "source_record_id", "customer_id"]]
-
-
 def identity_methods(con) -> dict:
     """The clusterings to compare, as engine expressions (source, source_record_id, customer_id):
     ``identity_map`` (Splink) and the deterministic baselines of
