@@ -27,7 +27,7 @@ def identity_methods(con) -> dict:
 
     records = con.table("customer_record")
     real = records.filter(~records.is_junk)
-    methods = {"Splink (identity_map)": con.table("identity_map").select("source", "source_record_id", "customer_id")}
+    methods = {"Splink": con.table("identity_map").select("source", "source_record_id", "customer_id")}
     present = set(identity.identifiers_present(real.select(*identity.IDENTIFIERS).limit(10_000).to_pandas()))
     for name, columns in identity.BASELINES.items():
         if set(columns) <= present:
@@ -148,21 +148,11 @@ def customer_persons(con, truth_dir: Path | None = None) -> pd.Series:
 # Display: the tables and sentences notebook 02 shows (keys stay those of identity_methods)
 # --------------------------------------------------------------------------------------------
 
-#: How each method of :func:`identity_methods` reads in a table or a sentence.
-METHOD_LABELS = {"Splink (identity_map)": "Splink", "e-mail only": "E-mail only",
-                 "exact name + postcode": "Exact name + postcode"}
-
-
-def _with_method_labels(frame: pd.DataFrame, axis: str = "columns") -> pd.DataFrame:
-    """``frame`` with its method names (index or columns) as :data:`METHOD_LABELS` reads them."""
-    return frame.rename(**{axis: METHOD_LABELS})
-
-
 def quality_table(quality: pd.DataFrame):
     """:func:`identity_report` as a reader sees it: one row per method, rates as percentages, pair counts."""
     from crm_helpers import display
 
-    shown = _with_method_labels(quality, "index").rename_axis("method").reset_index()
+    shown = quality.rename_axis("method").reset_index()
     return display.table(shown, {"precision": "rate", "recall": "rate", "f1": "rate"}, index="method",
                          names={"f1": "F1", "true_pairs": "True same-person pairs", "predicted_pairs": "Pairs linked",
                                 "correct_pairs": "Pairs linked rightly"})
@@ -174,7 +164,7 @@ def households_table(households: pd.DataFrame):
     from crm_helpers import display
 
     shown = pd.concat([households, households.sum().to_frame("All households").T])
-    shown = _with_method_labels(shown).rename_axis("household").reset_index()
+    shown = shown.rename_axis("household").reset_index()
     return display.table(shown, index="household", names={"household": "Kind of household"},
                          caption="Households wrongly made one customer")
 
@@ -184,15 +174,14 @@ def missed_table(missed: pd.DataFrame):
     many of them each method left apart from their person's customer."""
     from crm_helpers import display
 
-    shown = _with_method_labels(missed)
-    shown = shown.assign(description=shown.description.str[:1].str.upper() + shown.description.str[1:])
+    shown = missed.assign(description=missed.description.str[:1].str.upper() + missed.description.str[1:])
     return display.table(shown, index="description", columns=[c for c in shown.columns if c != "description"],
                          names={"description": "Variation the record carries", "records": "Records with it"},
                          caption="Records left apart from their person, by variation")
 
 
-def error_findings(households: pd.DataFrame, missed: pd.DataFrame, splink: str = "Splink (identity_map)",
-                   name_postcode: str = "exact name + postcode") -> list[str]:
+def error_findings(households: pd.DataFrame, missed: pd.DataFrame, splink: str = "Splink",
+                   name_postcode: str = "Exact name + postcode") -> list[str]:
     """Markdown bullets on where the methods go wrong, computed from :func:`household_confusion`
     and :func:`missed_by_variation`: households Splink merged, those exact name + postcode merged
     (and how many were namesakes), and the varied records Splink left apart, naming the variation

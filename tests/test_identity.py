@@ -77,7 +77,7 @@ def test_baselines_and_pairwise_quality_in_the_engine():
     email = identity.pairwise_quality(identity.baseline_links(records, ("email",)), truth_)
     # true pairs: P1 has 4 records -> 6; e-mail links {1, 3, a}: 3 pairs, 1 right (1-a)
     assert (email["true_pairs"], email["predicted_pairs"], email["correct_pairs"]) == (6, 3, 1)
-    name = identity.pairwise_quality(identity.baseline_links(records, identity.BASELINES["exact name + postcode"]), truth_)
+    name = identity.pairwise_quality(identity.baseline_links(records, identity.BASELINES["Exact name + postcode"]), truth_)
     assert (name["predicted_pairs"], name["correct_pairs"]) == (3, 3)  # {1, 2, a}; b has no postcode
     assert name["precision"] == 1.0 and name["recall"] == 0.5
 
@@ -257,7 +257,7 @@ def test_splink_trains_on_emails_and_names_alone(emails_and_names_only, small_tr
     log = con.table("integration_log").to_pandas().set_index("step")
     con.disconnect()
     assert log.loc["identity resolution", "reason"].startswith("Splink model on first_name, last_name, email:")
-    splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
+    splink, email = report.loc["Splink"], report.loc["E-mail only"]
     # without phones and postcodes, records without an e-mail have nothing to be found by:
     # the model is as good as e-mail matching, and no worse in precision
     assert splink.precision >= 0.99, report

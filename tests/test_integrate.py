@@ -42,8 +42,8 @@ def con(small_warehouse):
 
 def test_identity_resolution_beats_email_only(con, small_truth_dir):
     report = truth.identity_report(con, small_truth_dir)
-    splink, email = report.loc["Splink (identity_map)"], report.loc["e-mail only"]
-    name = report.loc["exact name + postcode"]
+    splink, email = report.loc["Splink"], report.loc["E-mail only"]
+    name = report.loc["Exact name + postcode"]
     # the 20k targets (tests/test_identity_targets.py), a little looser on 2,000 people
     assert splink.precision >= 0.97 and splink.recall >= 0.95, report
     assert email.recall < 0.7 and name.precision < 0.97, report
@@ -53,13 +53,13 @@ def test_identity_resolution_beats_email_only(con, small_truth_dir):
 
 def test_households_are_kept_apart_and_missed_duplicates_are_counted(con, small_truth_dir):
     households = truth.household_confusion(con, small_truth_dir)
-    splink, name = households["Splink (identity_map)"], households["exact name + postcode"]
+    splink, name = households["Splink"], households["Exact name + postcode"]
     namesakes = households.loc["Namesakes (same name)"]
-    assert namesakes["exact name + postcode"] >= 0.9 * namesakes.households  # the baseline merges them
+    assert namesakes["Exact name + postcode"] >= 0.9 * namesakes.households  # the baseline merges them
     assert splink.sum() <= 0.25 * name.sum(), households
     missed = truth.missed_by_variation(con, small_truth_dir)
     assert {"nickname", "initial", "moved", "new_surname"} <= set(missed.index)
-    assert missed["Splink (identity_map)"].sum() <= 0.05 * (missed.records.sum() - missed.records["none"]), missed
+    assert missed["Splink"].sum() <= 0.05 * (missed.records.sum() - missed.records["none"]), missed
 
 
 def test_phones_are_e164_and_survivorship_follows_priority(con):
@@ -167,12 +167,12 @@ def test_standardisation_examples_pair_each_record_before_and_after(con):
 
 def _identity_errors(splink_misses: int):
     """A household table and a missed-by-variation table as truth.py returns them (made up)."""
-    households = pd.DataFrame({"households": [49, 41], "Splink (identity_map)": [2, 1], "e-mail only": [0, 0],
-                               "exact name + postcode": [49, 1]},
+    households = pd.DataFrame({"households": [49, 41], "Splink": [2, 1], "E-mail only": [0, 0],
+                               "Exact name + postcode": [49, 1]},
                               index=pd.Index(["Namesakes (same name)", "Partners: address only"], name="household"))
     missed = pd.DataFrame({"description": [truth.VARIATIONS[v] for v in ("none", "typo", "moved")],
-                           "records": [3809, 84, 33], "Splink (identity_map)": [2, splink_misses, 0],
-                           "e-mail only": [414, 29, 19], "exact name + postcode": [255, 74, 15]},
+                           "records": [3809, 84, 33], "Splink": [2, splink_misses, 0],
+                           "E-mail only": [414, 29, 19], "Exact name + postcode": [255, 74, 15]},
                           index=pd.Index(["none", "typo", "moved"], name="variation"))
     return households, missed
 
@@ -193,7 +193,7 @@ def test_identity_error_findings_are_computed_and_read_well():
 def test_identity_tables_show_readable_methods_and_totals():
     households, missed = _identity_errors(splink_misses=1)
     quality = pd.DataFrame({"precision": [0.982], "recall": [0.999], "f1": [0.991], "true_pairs": [3696],
-                            "predicted_pairs": [3758], "correct_pairs": [3692]}, index=["Splink (identity_map)"])
+                            "predicted_pairs": [3758], "correct_pairs": [3692]}, index=["Splink"])
     html = truth.quality_table(quality).to_html()
     assert "98.2%" in html and "3,696" in html and ">Splink<" in html and "identity_map" not in html
     html = truth.households_table(households).to_html()

@@ -335,7 +335,7 @@ def cluster_profile(con) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 #: Deterministic baselines: records equal on all of a key's columns are one customer.
-BASELINES = {"e-mail only": ("email",), "exact name + postcode": ("first_name", "last_name", "postcode")}
+BASELINES = {"E-mail only": ("email",), "Exact name + postcode": ("first_name", "last_name", "postcode")}
 
 
 def baseline_links(records: ir.Table, columns: tuple[str, ...]) -> ir.Table:
