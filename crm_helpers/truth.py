@@ -204,3 +204,20 @@ def error_findings(households: pd.DataFrame, missed: pd.DataFrame, splink: str =
                  f"at the highest rate: {varied.description[worst]} ({fmt(varied.loc[worst, splink], 'count')} of "
                  f"{fmt(varied.loc[worst, 'records'], 'count')}).")
     return lines
+
+
+def quality_findings(quality: pd.DataFrame, no_email: float) -> str:
+    """One paragraph on :func:`identity_report`: how much e-mail alone finds (``no_email``: the
+    share of records without an address), how precise exact name + postcode is (when the data
+    have those columns) and what Splink finds."""
+    from crm_helpers.display import fmt
+
+    splink, email = quality.loc["Splink"], quality.loc["E-mail only"]
+    lines = [f"E-mail alone finds {fmt(email.recall, 'rate')} of the true pairs: people change and add "
+             f"addresses, and {fmt(no_email, 'rate')} of the records carry none."]
+    if "Exact name + postcode" in quality.index:
+        lines.append(f"Exact name + postcode links pairs of which only "
+                     f"{fmt(quality.loc['Exact name + postcode'].precision, 'rate')} are one person: "
+                     "namesakes at one address are two people.")
+    lines.append(f"Splink finds {fmt(splink.recall, 'rate')} with {fmt(splink.precision, 'rate')} right.")
+    return " ".join(lines)
