@@ -221,3 +221,54 @@ def quality_findings(quality: pd.DataFrame, no_email: float) -> str:
                      "namesakes at one address are two people.")
     lines.append(f"Splink finds {fmt(splink.recall, 'rate')} with {fmt(splink.precision, 'rate')} right.")
     return " ".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Segments and tiers (notebook 04): how close the behavioural segments and the tier migration
+# come to the designed ones
+# --------------------------------------------------------------------------------------------
+
+def segment_recovery(con, truth_dir: Path | None, clusters: pd.Series, elite=None) -> dict:
+    """How well `clusters` (a Series: customer_id -> segment or cluster label) recover the designed
+    segments of truth/people.csv: the adjusted Rand index, and the precision and recall of the
+    predicted elite segment against the true elite. `elite`: the predicted elite label; default
+    the label an elite name starts with (:func:`crm_helpers.knowledge.segments.is_elite`), else
+    cluster 1 (:func:`~crm_helpers.knowledge.segments.cluster_customers` numbers clusters by
+    falling purchase rate). Returns ari, precision, recall, customers (those with a true person).
+    """
+    from sklearn.metrics import adjusted_rand_score, precision_score, recall_score
+
+    from crm_helpers.knowledge.segments import is_elite
+
+    person = customer_persons(con, truth_dir).reindex(clusters.index)
+    segment = read_truth("people", truth_dir).set_index("person_id")["segment"]
+    true = segment.reindex(person.dropna()).to_numpy()
+    predicted = clusters[person.notna()]
+    if elite is not None:
+        top = (predicted == elite).to_numpy()
+    elif is_elite(predicted).any():
+        top = is_elite(predicted)
+    else:
+        top = (predicted == 1).to_numpy()
+    elite_true = true == "elite"
+    return {"ari": adjusted_rand_score(true, predicted.astype(str)), "precision": precision_score(elite_true, top),
+            "recall": recall_score(elite_true, top), "customers": len(predicted)}
+
+
+def tier_transitions(truth_dir: Path | None = None, tiers: list[str] | None = None) -> pd.DataFrame:
+    """The designed tier moves quarter by quarter (truth/tiers.csv: each person's tier at the end
+    of every quarter they were a customer in): one row per (from_quarter, from_tier, to_tier)
+    with the people moving and their share of the from_tier row (``share``), for people present
+    in both consecutive quarters. `tiers` orders the tiers (default: as the file sorts them)."""
+    table = read_truth("tiers", truth_dir)
+    quarters = sorted(table["quarter"].unique())
+    nxt = dict(zip(quarters[:-1], quarters[1:], strict=False))
+    later = table.assign(quarter=table["quarter"].map({b: a for a, b in nxt.items()})).dropna(subset=["quarter"])
+    pairs = table.merge(later, on=["person_id", "quarter"], suffixes=("_from", "_to"))
+    counts = pairs.groupby(["quarter", "tier_from", "tier_to"]).size().rename("customers").reset_index()
+    counts.columns = ["from_quarter", "from_tier", "to_tier", "customers"]
+    counts["share"] = counts["customers"] / counts.groupby(["from_quarter", "from_tier"])["customers"].transform("sum")
+    if tiers is not None:
+        for col in ("from_tier", "to_tier"):
+            counts[col] = pd.Categorical(counts[col], categories=tiers, ordered=True)
+    return counts.sort_values(["from_quarter", "from_tier", "to_tier"], ignore_index=True)
