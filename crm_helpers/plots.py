@@ -543,3 +543,115 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     for label in ax.get_xticklabels():
         label.set_fontweight("bold" if label.get_text() == highlight else "normal")
     return ax
+
+
+# --- knowledge: segments and migration (notebook 04) ------------------------------------------
+
+def transition_heatmap(matrix: pd.DataFrame, title: str, counts: pd.DataFrame | None = None,
+                       x: str = "state after", y: str = "state before", ax=None):
+    """A transition matrix as a heatmap: each row's shares (rows: the state before, columns: the
+    state after), annotated as percentages, with the row's customers (``counts``: the same
+    matrix in customers) in the row label."""
+    import seaborn as sns
+
+    ax = ax or plt.subplots(figsize=(max(6, 1.5 * matrix.shape[1] + 3), 0.7 * len(matrix) + 2))[1]
+    shown = matrix.copy()
+    if counts is not None:
+        from crm_helpers import display
+
+        shown.index = [f"{r}\n({display.fmt(counts.loc[r].sum(), 'count')} customers)" for r in matrix.index]
+    shown.columns = [textwrap.fill(str(c), 14) for c in shown.columns]
+    sns.heatmap(shown.astype(float), vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".0%", ax=ax,
+                cbar_kws={"format": mticker.PercentFormatter(1.0), "label": "share of the row (%)"},
+                annot_kws={"size": ANNOTATION_SIZE})
+    ax.grid(False)
+    ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=0)
+    return finish(ax, title, x=x, y=y, legend=None, rotate=0)
+
+
+def flow_chart(before: pd.Series, after: pd.Series, title: str, labels: tuple[str, str] = ("before", "after"),
+               min_share: float = 0.002, ax=None):
+    """An alluvial (Sankey-like) chart of customers flowing from the states ``before`` to ``after``.
+
+    Two stacked columns, one block per state (in the categories' order when the Series are
+    categorical), and a band from each state before to each state after as wide as the customers
+    taking that path; bands under ``min_share`` of all customers are not drawn. ``labels`` name
+    the two columns (e.g. the two dates).
+    """
+    from matplotlib.patches import PathPatch, Rectangle
+    from matplotlib.path import Path as MplPath
+
+    from crm_helpers import display
+
+    def order(s):
+        return [c for c in s.cat.categories if (s == c).any()] if hasattr(s, "cat") else sorted(s.unique())
+
+    left, right = order(before), order(after)
+    flows = pd.crosstab(before.astype(str), after.astype(str)).reindex(index=left, columns=right, fill_value=0)
+    total, gap = flows.to_numpy().sum(), 0.02
+    colors = {s: f"C{i % 10}" for i, s in enumerate(dict.fromkeys([*left, *right]))}
+    ax = ax or plt.subplots(figsize=(11, 7))[1]
+    width = 0.08
+
+    def blocks(sizes):
+        tops, y = {}, 1.0
+        for state, n in sizes.items():
+            tops[state] = y
+            y -= n / total * (1 - gap * (len(sizes) - 1)) + gap
+        return tops
+
+    scale = lambda n, k: n / total * (1 - gap * (k - 1))  # noqa: E731
+    top_l, top_r = blocks(flows.sum(axis=1)), blocks(flows.sum(axis=0))
+    for x0, tops, sizes, side in ((0, top_l, flows.sum(axis=1), "right"), (1 - width, top_r, flows.sum(axis=0), "left")):
+        for state, top in tops.items():
+            h = scale(sizes[state], len(tops))
+            ax.add_patch(Rectangle((x0, top - h), width, h, color=colors[state], lw=0))
+            text = f"{display.wrap(state, 26)}\n{display.fmt(sizes[state], 'count')}"
+            ax.text(x0 - 0.01 if side == "right" else x0 + width + 0.01, top - h / 2, text, va="center",
+                    ha="right" if side == "right" else "left", fontsize="small")
+    out_y, in_y = dict(top_l), dict(top_r)
+    for a in left:
+        for b in right:
+            n = flows.loc[a, b]
+            if n == 0:
+                continue
+            h_l, h_r = scale(n, len(left)), scale(n, len(right))
+            y0, y1 = out_y[a], in_y[b]
+            out_y[a] -= h_l
+            in_y[b] -= h_r
+            if n / total < min_share:
+                continue
+            xa, xb, xm = width, 1 - width, 0.5
+            verts = [(xa, y0), (xm, y0), (xm, y1), (xb, y1), (xb, y1 - h_r), (xm, y1 - h_r), (xm, y0 - h_l),
+                     (xa, y0 - h_l), (xa, y0)]
+            codes = [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.LINETO,
+                     MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.CLOSEPOLY]
+            ax.add_patch(PathPatch(MplPath(verts, codes), facecolor=colors[a], alpha=0.35, lw=0))
+    ax.set_xlim(-0.45, 1.45)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_axis_off()
+    ax.text(width / 2, 1.04, labels[0], ha="center", va="bottom", fontweight="bold")
+    ax.text(1 - width / 2, 1.04, labels[1], ha="center", va="bottom", fontweight="bold")
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), pad=24)
+    return ax
+
+
+def k_evidence(evidence: pd.DataFrame, chosen: int | None = None):
+    """The evidence for the number of segments (:func:`crm_helpers.knowledge.segments.k_evidence`):
+    silhouette, BIC and stability against k, side by side, the chosen k marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = (("silhouette", "Silhouette (higher: better)", "number"),
+              ("bic", "BIC of the mixture (lower: better)", "number"),
+              ("stability", "Stability across seeds (ARI)", "number"))
+    for ax, (col, label, unit) in zip(axes, panels, strict=True):
+        ax.plot(evidence.index, evidence[col], marker="o", color=CURRENT_COLOR)
+        if chosen is not None:
+            ax.axvline(chosen, color="C3", ls="--", lw=1, label=f"chosen: k = {chosen}")
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+        finish(ax, label, x="number of segments k", y=col, yunit=unit, legend=None, truncated=False)
+        ax.title.set_fontsize("medium")
+    fig.suptitle(f"Evidence for the number of segments (chosen: k = {chosen})" if chosen else
+                 "Evidence for the number of segments", x=0.01, ha="left", fontweight="bold")
+    fig.set_layout_engine("constrained")
+    return fig

@@ -251,8 +251,8 @@ def segment_recovery(con, truth_dir: Path | None, clusters: pd.Series, elite=Non
     else:
         top = (predicted == 1).to_numpy()
     elite_true = true == "elite"
-    return {"ari": adjusted_rand_score(true, predicted.astype(str)), "precision": precision_score(elite_true, top),
-            "recall": recall_score(elite_true, top), "customers": len(predicted)}
+    return {"ari": adjusted_rand_score(true, predicted.astype(str)), "precision": precision_score(elite_true, top, zero_division=0),
+            "recall": recall_score(elite_true, top, zero_division=0), "customers": len(predicted)}
 
 
 def tier_transitions(truth_dir: Path | None = None, tiers: list[str] | None = None) -> pd.DataFrame:

@@ -84,7 +84,7 @@ def moves(migration: pd.DataFrame) -> pd.DataFrame:
     a = known["after"].astype(str).map(rank)
     left = known["after"] == LEFT
     kind = np.select([left, a < b, a > b], ["left", "moved up", "moved down"], "stayed")
-    counts = pd.crosstab(known["before"].astype(str), kind).reindex(columns=["stayed", "moved up", "moved down", "left"],
+    counts = pd.crosstab(known["before"].astype(str), kind).rename_axis(columns=None).reindex(columns=["stayed", "moved up", "moved down", "left"],
                                                                       fill_value=0)
     counts = counts.reindex([c for c in migration["before"].cat.categories if c != NEW]).fillna(0).astype(int)
     shares = counts.div(counts.sum(axis=1), axis=0).add_suffix(" share")
@@ -230,6 +230,30 @@ def tier_transitions(model: TierModel) -> pd.DataFrame:
     for col in ("from_tier", "to_tier"):
         out[col] = pd.Categorical(out[col], categories=model.tiers, ordered=True)
     return out
+
+
+def naive_transitions(lines: pd.DataFrame, tiers: list[str]) -> pd.DataFrame:
+    """The tier moves counted naively from :func:`tier_lines`, for comparison with the model: a
+    customer's tier in a quarter is the tier of most of its lines, and a move is counted between
+    consecutive quarters in which the customer bought. Long, like :func:`tier_transitions`."""
+    modal = lines.sort_values(["customer_id", "quarter", "lines", "tier"]) \
+        .drop_duplicates(["customer_id", "quarter"], keep="last")
+    quarters = sorted(lines["quarter"].unique())
+    previous = dict(zip(quarters[1:], quarters[:-1], strict=False))
+    later = modal.assign(quarter=modal["quarter"].map(previous)).dropna(subset=["quarter"])
+    pairs = modal.merge(later, on=["customer_id", "quarter"], suffixes=("_from", "_to"))
+    out = pairs.groupby(["quarter", "tier_from", "tier_to"]).size().rename("customers").reset_index()
+    out.columns = ["from_quarter", "from_tier", "to_tier", "customers"]
+    out["share"] = out["customers"] / out.groupby(["from_quarter", "from_tier"])["customers"].transform("sum")
+    for col in ("from_tier", "to_tier"):
+        out[col] = pd.Categorical(out[col], categories=tiers, ordered=True)
+    return out
+
+
+def moving_share(transitions: pd.DataFrame) -> float:
+    """The share of customers changing tier from one quarter to the next, all quarters together."""
+    moved = transitions["from_tier"].astype(str) != transitions["to_tier"].astype(str)
+    return float(transitions.loc[moved, "customers"].sum() / transitions["customers"].sum())
 
 
 def pooled_matrix(transitions: pd.DataFrame) -> pd.DataFrame:

@@ -118,9 +118,9 @@ DEFAULT_K = 4
 CANDIDATE_K = tuple(range(2, 9))
 STABILITY_SEEDS = 5
 #: The choice rule: the largest k whose silhouette is within this share of the best one ...
-SILHOUETTE_TOLERANCE = 0.02
+SILHOUETTE_TOLERANCE = 0.03
 #: ... whose k-means labels barely depend on the seed (mean pairwise adjusted Rand index) ...
-MIN_STABILITY = 0.9
+MIN_STABILITY = 0.85
 #: Customers the silhouette is measured on (a sample: the score is quadratic in customers).
 SILHOUETTE_SAMPLE = 5_000
 #: Naming: a segment's median purchase rate against the median customer's, from the top.
@@ -288,20 +288,20 @@ def is_elite(segment: pd.Series | pd.Index) -> np.ndarray:
 
 
 def fit_segments(con: BaseBackend | str | Path | None = None, as_of=None, k: int | None = None, seed: int = 0,
-                 features: pd.DataFrame | None = None) -> tuple[Pipeline, pd.Series, pd.DataFrame]:
+                 features: pd.DataFrame | None = None, method: str = "kmeans") -> tuple[Pipeline, pd.Series, pd.DataFrame]:
     """Fit the segments as of `as_of`: the fitted :func:`segment_model`, each customer's segment name
     (a Series indexed by customer_id) and the :func:`segment_profile` indexed by name.
 
     `k`: number of segments (default :data:`DEFAULT_K`); `features`: :func:`customer_features`
-    when already computed (else read from the warehouse).
+    when already computed (else read from the warehouse); `method`: ``kmeans`` or ``gmm``
+    (:func:`segment_model`).
     """
     features = customer_features(con, as_of) if features is None else features
-    model = segment_model(features, k or DEFAULT_K, seed)
+    model = segment_model(features, k or DEFAULT_K, seed, method)
     clusters = pd.Series(model.predict(features), index=features.index)
     profile = segment_profile(features, clusters)
-    settings = wh.settings(con) if con is not None or features is None else None
-    channels = {"web_channel": settings.web_channel, "store_channel": settings.store_channel} if settings else {}
-    names = segment_names(profile, **channels)
+    settings = wh.settings(con)
+    names = segment_names(profile, settings.web_channel, settings.store_channel)
     profile = profile.set_index(names.to_numpy()).rename_axis("segment")
     model.segment_names_ = names  # cluster number -> name, so predict() can be named too
     return model, clusters.map(names).rename("segment"), profile
@@ -320,3 +320,33 @@ def assign_segments(con: BaseBackend | str | Path | None = None, as_of=None, k: 
     """
     _, segment, _ = fit_segments(con, as_of, k, seed)
     return segment.rename_axis("customer_id").reset_index()
+
+
+#: A typical product holds at least this share of its segment's purchase lines.
+MIN_PRODUCT_SHARE = 0.01
+
+
+def typical_products(con: BaseBackend | str | Path | None, segment: pd.Series, as_of=None, n: int = 3) -> pd.DataFrame:
+    """Each segment's `n` most typical products: those whose share of the segment's purchase lines
+    (up to `as_of`) most exceeds their share of all segmented customers' lines (``lift``), among
+    products holding at least :data:`MIN_PRODUCT_SHARE` of the segment's lines.
+
+    `segment`: customer_id -> segment name (:func:`fit_segments`), joined to the lines in the
+    engine. Returns segment, product_name, category, tier, share, lift (segments in `segment`'s
+    order of first appearance unless it is categorical).
+    """
+    import ibis
+
+    con = wh.as_connection(con)
+    lines = star.customer_lines(con, rfm.observation_end(con, as_of))
+    buys = lines.filter(lines.is_purchase)
+    labels = ibis.memtable(segment.rename("segment").rename_axis("customer_id").reset_index()
+                           .astype({"segment": str}))
+    joined = buys.join(labels, "customer_id")
+    counts = joined.group_by(["segment", "product_name", "category", "tier"]).aggregate(lines=joined.count()).to_pandas()
+    counts["share"] = counts["lines"] / counts.groupby("segment")["lines"].transform("sum")
+    overall = counts.groupby("product_name")["lines"].sum() / counts["lines"].sum()
+    counts["lift"] = counts["share"] / counts["product_name"].map(overall)
+    typical = counts[counts["share"] >= MIN_PRODUCT_SHARE].sort_values(["segment", "lift"], ascending=[True, False])
+    return typical.groupby("segment").head(n)[["segment", "product_name", "category", "tier", "share", "lift"]] \
+        .reset_index(drop=True)
