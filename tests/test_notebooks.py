@@ -56,3 +56,16 @@ def test_a_fact_without_its_customer_stops_integrate(small_world, small_warehous
     message = failed_check("02_integrate.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("facts whose customer is not in dim_customer")
     assert "fact_order_line           1" in message
+
+
+def test_customers_linked_to_the_wrong_people_fail_the_segment_check(small_world, small_warehouse, tmp_path):
+    """04: shift every customer's source records to the next customer in identity_map, so each
+    customer maps to someone else's person; the recovery of the designed segments collapses."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE identity_map SET customer_id = shifted.next_id
+        FROM (SELECT customer_id, lead(customer_id, 1, (SELECT min(customer_id) FROM identity_map))
+                                  OVER (ORDER BY customer_id) AS next_id
+              FROM (SELECT DISTINCT customer_id FROM identity_map)) AS shifted
+        WHERE identity_map.customer_id = shifted.customer_id""")
+    message = failed_check("04_segments.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("segments far from the design")

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from dateutil.easter import easter
-from sklearn.metrics import adjusted_rand_score, precision_score, recall_score
 
 from crm_helpers import truth as tr
 from crm_helpers import warehouse as wh
-from crm_helpers.knowledge import clv, segments
+from crm_helpers.knowledge import clv, migration, segments
 from crm_helpers.sample import world as w
 
 CALIBRATION_END, HOLDOUT_END = "2024-12-31", "2025-12-31"
@@ -41,16 +40,20 @@ def flag(column: pd.Series) -> pd.Series:
 
 
 def segment_recovery(base: Path) -> dict:
-    """ARI of the package's clustering against the true segments, and the elite cluster's
-    precision and recall (cluster 1 = the most frequent buyers)."""
+    """ARI of notebook 04's segments (segments.assign_segments) against the true segments, and the
+    precision and recall of the segment named elite (truth.segment_recovery)."""
     with wh.reading(base / "warehouse.duckdb") as con:
-        person = tr.customer_persons(con, base / "truth")
-        features = segments.segment_features(segments.customer_mix(con))
-    cluster = segments.cluster_customers(features)
-    seg = people_truth(base)["segment"].reindex(person.reindex(cluster.index)).to_numpy()
-    elite, top = seg == "elite", cluster.to_numpy() == 1
-    return {"ari": adjusted_rand_score(seg, cluster), "precision": precision_score(elite, top),
-            "recall": recall_score(elite, top), "customers": len(cluster)}
+        segment = segments.assign_segments(con).set_index("customer_id")["segment"]
+        return tr.segment_recovery(con, base / "truth", segment)
+
+
+def tier_gaps(base: Path) -> pd.DataFrame:
+    """Notebook 04's quarter-by-quarter tier transitions (the hidden Markov model) against the
+    truth's: the largest gap per quarter pair."""
+    with wh.reading(base / "warehouse.duckdb") as con:
+        tiers = migration.tier_order(con)
+        model = migration.fit_tier_model(migration.tier_lines(con), tiers)
+    return migration.compare_transitions(migration.tier_transitions(model), tr.tier_transitions(base / "truth", tiers))
 
 
 def bgnbd_holdout(base: Path) -> dict:
@@ -73,6 +76,12 @@ def test_clustering_recovers_the_segments_and_the_elite(world20k):
     got = segment_recovery(world20k)
     assert got["ari"] >= 0.5, got
     assert got["precision"] >= 0.8 and got["recall"] >= 0.8, got
+
+
+@pytest.mark.slow
+def test_tier_transitions_follow_the_design_every_quarter(world20k):
+    gaps = tier_gaps(world20k)
+    assert len(gaps) == 11 and gaps["max_gap"].max() <= 0.10, gaps
 
 
 @pytest.mark.slow
@@ -212,7 +221,8 @@ def test_quarterly_tiers_match_the_tiers_bought(small_world):
 @pytest.mark.slow
 def test_small_world_segments_and_bgnbd_roughly(small_world):
     seg = segment_recovery(small_world)
-    assert seg["ari"] >= 0.35 and seg["recall"] >= 0.6, seg
+    assert seg["ari"] >= 0.35 and seg["recall"] >= 0.6 and seg["precision"] >= 0.6, seg
+    assert tier_gaps(small_world)["max_gap"].max() <= 0.15
     got = bgnbd_holdout(small_world)
     assert got["total_ratio"] == pytest.approx(1.0, abs=0.25), got
     assert got["p_alive_auc"] >= 0.75, got
