@@ -594,14 +594,16 @@ def flow_chart(before: pd.Series, after: pd.Series, title: str, labels: tuple[st
     ax = ax or plt.subplots(figsize=(11, 7))[1]
     width = 0.08
 
-    def blocks(sizes):
+    def blocks(sizes):  # the top of each state's block, stacked from 1 down with a gap between
         tops, y = {}, 1.0
         for state, n in sizes.items():
             tops[state] = y
-            y -= n / total * (1 - gap * (len(sizes) - 1)) + gap
+            y -= scale(n, len(sizes)) + gap
         return tops
 
-    scale = lambda n, k: n / total * (1 - gap * (k - 1))  # noqa: E731
+    def scale(n, k):  # height of n customers in a column of k blocks
+        return n / total * (1 - gap * (k - 1))
+
     top_l, top_r = blocks(flows.sum(axis=1)), blocks(flows.sum(axis=0))
     for x0, tops, sizes, side in ((0, top_l, flows.sum(axis=1), "right"), (1 - width, top_r, flows.sum(axis=0), "left")):
         for state, top in tops.items():
@@ -628,7 +630,7 @@ def flow_chart(before: pd.Series, after: pd.Series, title: str, labels: tuple[st
             codes = [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.LINETO,
                      MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4, MplPath.CLOSEPOLY]
             ax.add_patch(PathPatch(MplPath(verts, codes), facecolor=colors[a], alpha=0.35, lw=0))
-    ax.set_xlim(-0.45, 1.45)
+    ax.set_xlim(-0.4, 1.4)
     ax.set_ylim(-0.02, 1.02)
     ax.set_axis_off()
     ax.text(width / 2, 1.04, labels[0], ha="center", va="bottom", fontweight="bold")
