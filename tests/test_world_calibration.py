@@ -79,6 +79,15 @@ def test_clustering_recovers_the_segments_and_the_elite(world20k):
 
 
 @pytest.mark.slow
+def test_the_evidence_chooses_the_default_number_of_segments(world20k):
+    """segments.DEFAULT_K is what choose_k reads from the evidence (silhouette, BIC, stability)."""
+    with wh.reading(world20k / "warehouse.duckdb") as con:
+        features = segments.customer_features(con)
+    evidence = segments.k_evidence(features, progress=False)
+    assert segments.choose_k(evidence) == segments.DEFAULT_K, evidence
+
+
+@pytest.mark.slow
 def test_tier_transitions_follow_the_design_every_quarter(world20k):
     gaps = tier_gaps(world20k)
     assert len(gaps) == 11 and gaps["max_gap"].max() <= 0.10, gaps
