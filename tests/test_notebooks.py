@@ -56,3 +56,12 @@ def test_a_fact_without_its_customer_stops_integrate(small_world, small_warehous
     message = failed_check("02_integrate.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("facts whose customer is not in dim_customer")
     assert "fact_order_line           1" in message
+
+
+def test_customers_vanishing_from_the_holdout_stop_the_value_notebook(small_world, small_warehouse, tmp_path):
+    """05: half the holdout year's purchases lose their customer, and BG/NBD's holdout check fails."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE fact_order_line SET customer_id = NULL
+        WHERE order_date > (SELECT max(order_date) - INTERVAL 180 DAY FROM fact_order_line)""")
+    message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("BG/NBD's holdout forecast is off")

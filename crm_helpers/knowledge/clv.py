@@ -21,6 +21,7 @@ customer comes back to pandas for the models.
 from __future__ import annotations
 
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,6 +45,10 @@ SPEND_COLUMNS = ["customer_id", "frequency", "monetary_value"]
 
 #: The purchase models, by the name the notebook shows, and the parameters each one fits.
 PURCHASE_MODELS = {"BG/NBD": BetaGeoModel, "MBG/NBD": ModifiedBetaGeoModel, "Pareto/NBD": ParetoNBDModel}
+#: A customer whose first purchase is the last day of data has T = 0 and tells the fit nothing; he is
+#: still scored (as a new customer), so pymc-marketing's warning about him is not news.
+warnings.filterwarnings("ignore", message="T=0 is uninformative", category=UserWarning)
+
 PARAMETERS = {"BG/NBD": ("r", "alpha", "a", "b"), "MBG/NBD": ("r", "alpha", "a", "b"),
               "Pareto/NBD": ("r", "alpha", "s", "beta"), "Gamma-Gamma": ("p", "q", "v")}
 
