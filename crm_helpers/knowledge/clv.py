@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pytensor
 from ibis.backends import BaseBackend
 from pymc_extras.prior import Prior
 from pymc_marketing.clv import BetaGeoModel, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
@@ -143,7 +144,18 @@ def flat_priors(kind: str) -> dict:
     return {name: Prior("HalfFlat") for name in PARAMETERS[kind]}
 
 
+#: PyTensor's C linker: with the compile cache warm (``base_compiledir``, which the Makefile keeps in
+#: ``.pytensor``) a fresh process's first BG/NBD fit takes half the time it takes with the default
+#: numba linker, whose functions are compiled again in every process (bench/RESULTS.md, issue 10).
+LINKER = "cvm"
+
+
 def _fit(model, data: pd.DataFrame, method: str, draws: int, chains: int, random_seed: int):
+    with pytensor.config.change_flags(linker=LINKER):
+        return _fit_with(model, data, method, draws, chains, random_seed)
+
+
+def _fit_with(model, data: pd.DataFrame, method: str, draws: int, chains: int, random_seed: int):
     if method == "map":
         model.fit(data, method="map", progressbar=False, random_seed=random_seed)
     elif method == "mcmc":
