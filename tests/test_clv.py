@@ -88,3 +88,58 @@ def test_scores_that_break_a_contract_change_nothing(small_warehouse, tmp_path):
         scores.write_customer_scores(warehouse, bad, "2025-12-31", "v2")
     got = scores.read_customer_scores(warehouse)
     assert len(got) == 3 and (got["model_version"] == "v1").all()
+
+
+def test_full_bayesian_fits_give_each_customer_an_interval(cdnow_split):
+    """fit_method="mcmc": a short NUTS run on part of CDNOW; each CLV's interval holds its mean."""
+    _, summary = cdnow_split
+    part = summary.head(400)
+    model = clv.fit_bgnbd(part, method="mcmc", draws=60, chains=1)
+    spend = clv.fit_gamma_gamma(part, method="mcmc", draws=60, chains=1)
+    values = clv.customer_values(model, spend, part, clv_months=6)
+    assert {"clv_low", "clv_high", "p_alive_low", "p_alive_high"} <= set(values.columns)
+    assert (values["clv_low"] <= values["clv"] + 1e-9).all() and (values["clv"] <= values["clv_high"] + 1e-9).all()
+    assert values["p_alive"].between(0, 1).all()
+
+
+def value_check(base) -> dict:
+    """Notebook 05's method on a world: the scoreboard on the last year, and today's scores
+    against the designed truth (who is alive at the end, their designed purchase rate)."""
+    from sklearn.metrics import roc_auc_score
+
+    from crm_helpers import truth as tr
+
+    with wh.reading(base / "warehouse.duckdb") as con:
+        calibration_end, holdout_end = clv.default_split(con)
+        summary = clv.calibration_holdout(con, calibration_end, holdout_end)
+        current = clv.rfm_split(clv.purchase_day_table(con), holdout_end, holdout_end)
+        person = tr.customer_persons(con, base / "truth")
+    spend = clv.fit_gamma_gamma(summary)
+    pred = clv.predictions(clv.fit_bgnbd(summary), summary, spend).set_index("customer_id")
+    race = pd.DataFrame({scoreboard.ACTUAL: pred["actual_spend"], "BTYD": pred["expected_spend"]})
+    board = scoreboard.score(race, ["BTYD"])
+    values = clv.customer_values(clv.fit_bgnbd(current), clv.fit_gamma_gamma(current), current)
+    people = tr.read_truth("people", base / "truth").set_index("person_id")
+    who = people.reindex(person.reindex(values["customer_id"]).to_numpy())
+    alive = who["alive_at_end"].astype(str).str.lower().eq("true").to_numpy()
+    designed = who["purchase_rate_per_month"].to_numpy(dtype=float) * alive
+    return {"total_error": board.loc["BTYD", "total_error"], "rank": board.loc["BTYD", "rank_correlation"],
+            "p_alive_auc": roc_auc_score(alive, values["p_alive"]),
+            "rate_rank": pd.Series(designed).corr(values["expected_purchases_365d"].reset_index(drop=True),
+                                                  method="spearman")}
+
+
+@pytest.mark.slow
+def test_lifetime_values_on_the_default_world(world_20k):
+    """20k: BTYD's holdout spend within 10%; today's P(alive) ranks the truly alive (designed
+    truth), and expected purchases follow the designed purchase rates of the living."""
+    got = value_check(world_20k)
+    assert abs(got["total_error"]) <= 0.10 and got["rank"] >= 0.6, got
+    assert got["p_alive_auc"] >= 0.85 and got["rate_rank"] >= 0.7, got
+
+
+def test_lifetime_values_on_the_small_world(small_world):
+    """The same checks, looser, on the 2,000-person sample."""
+    got = value_check(small_world)
+    assert abs(got["total_error"]) <= 0.20 and got["rank"] >= 0.5, got
+    assert got["p_alive_auc"] >= 0.80 and got["rate_rank"] >= 0.6, got
