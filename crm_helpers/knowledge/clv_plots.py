@@ -79,5 +79,6 @@ def scoreboard_bars(by_segment: pd.DataFrame, measure: str, title: str, unit: st
         _, ax = plt.subplots(figsize=(10, 4.5))
     data = by_segment[measure].reset_index()
     sns.barplot(data=data, x="segment", y=measure, hue="model", ax=ax, palette=plots.PALETTE)
+    ax.get_legend().set_title("Model")
     ax.axhline(0, color="0.3", linewidth=0.8)
     return plots.finish(ax, title, x="Segment", y=measure.replace("_", " ").capitalize(), yunit=unit)
