@@ -69,3 +69,11 @@ def test_customers_linked_to_the_wrong_people_fail_the_segment_check(small_world
         WHERE identity_map.customer_id = shifted.customer_id""")
     message = failed_check("04_segments.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("segments far from the design")
+
+def test_customers_vanishing_from_the_holdout_stop_the_value_notebook(small_world, small_warehouse, tmp_path):
+    """05: half the holdout year's purchases lose their customer, and BG/NBD's holdout check fails."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE fact_order_line SET customer_id = NULL
+        WHERE order_date > (SELECT max(order_date) - INTERVAL 180 DAY FROM fact_order_line)""")
+    message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("BG/NBD's holdout forecast is off")

@@ -164,3 +164,24 @@ def by_table(results: pd.DataFrame) -> pd.DataFrame:
     return results.groupby("table", as_index=False).agg(
         contracts=("contract", "size"), broken=("failures", lambda f: int((f > 0).sum())),
         failures=("failures", "sum"))
+
+
+def between(table: str, column: str, low: float, high: float | None = None) -> Contract:
+    """Every non-empty ``column`` lies in [``low``, ``high``] (no upper bound when ``high`` is None)."""
+    outside = f"{column} < {low}" + (f" OR {column} > {high}" if high is not None else "")
+    bounds = f"[{low}, {high if high is not None else 'inf'}]"
+    return Contract(f"between: {column} in {bounds}", table,
+                    f"SELECT customer_id, {column} FROM {{{table}}} WHERE {outside}")
+
+
+#: The contracts of ``customer_scores``, the knowledge stage's per-customer scores (written by
+#: ``knowledge.scores.write_customer_scores``, not by integrate): checked at every write.
+SCORE_CONTRACTS: list[Contract] = [
+    unique("customer_scores", "customer_id", "as_of"),
+    not_null("customer_scores", "customer_id", "as_of", "model_version"),
+    relationships("customer_scores", "customer_id", "dim_customer", "customer_id"),
+    between("customer_scores", "p_alive", 0, 1),
+    between("customer_scores", "churn_probability", 0, 1),
+    between("customer_scores", "expected_purchases_365d", 0),
+    between("customer_scores", "clv", 0),
+]
