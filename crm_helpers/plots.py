@@ -543,3 +543,57 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     for label in ax.get_xticklabels():
         label.set_fontweight("bold" if label.get_text() == highlight else "normal")
     return ax
+
+
+def lift_and_gains(tables: dict[str, pd.DataFrame], title: str | None = None):
+    """Lift by decile (left) and cumulative gains (right) of one or more churn scores.
+
+    ``tables``: model name -> :func:`crm_helpers.knowledge.churn.gains` of its score on the same
+    customers (the first is the model the titles speak of). Decile 1 holds the highest scores; a
+    lift of 1 and the diagonal are what contacting customers at random would give.
+    """
+    from crm_helpers import display
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, (name, t) in enumerate(tables.items()):
+        left.plot(t.index, t["lift"], marker="o", color=f"C{i}", label=name)
+        right.plot(np.r_[0, t["customer_share"]], np.r_[0, t["gains"]], marker="o", ms=3, color=f"C{i}",
+                   label=name)
+    left.axhline(1, color=PREVIOUS_COLOR, ls="--", label="random (lift 1)")
+    right.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="random")
+    first_name, first = next(iter(tables.items()))
+    left.set_xticks(first.index)
+    left.set_ylim(bottom=0)
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1)
+    lift = display.fmt(first["lift"].iloc[0], display.NUMBER, 1)
+    finish(left, f"{first_name}: the riskiest decile churns {lift}× as often as the average",
+           x="decile of churn risk (1 = highest)", y="lift (× average churn rate)", legend=None)
+    at = float(np.interp(0.3, np.r_[0, first["customer_share"]], np.r_[0, first["gains"]]))
+    finish(right, f"{first_name}: the riskiest 30% of customers hold {display.fmt(at, 'rate', 0)} of churners",
+           x="customers, riskiest first", y="churners caught", xunit="rate", yunit="rate", legend="outside")
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+def reliability_diagram(tables: dict[str, pd.DataFrame], ax=None):
+    """Observed against predicted churn rate per group of customers, for one or more models.
+
+    ``tables``: model name -> :func:`crm_helpers.knowledge.churn.reliability`; the diagonal is
+    perfect calibration. The title states the first model's mean gap (weighted by customers).
+    """
+    from crm_helpers import display
+
+    ax = ax or plt.subplots(figsize=(7, 5.5))[1]
+    for i, (name, t) in enumerate(tables.items()):
+        ax.plot(t["predicted"], t["observed"], marker="o", color=f"C{i}", label=name)
+    ax.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    first_name, first = next(iter(tables.items()))
+    gap = float(((first["predicted"] - first["observed"]).abs() * first["customers"]).sum()
+                / first["customers"].sum())
+    return finish(ax, f"{first_name}: predicted churn is off the observed rate by "
+                      f"{display.fmt(gap * 100, display.NUMBER, 1)} points on average",
+                  x="predicted churn probability", y="observed churn rate", xunit="rate", yunit="rate")

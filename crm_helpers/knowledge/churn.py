@@ -375,8 +375,7 @@ def churn_by_group(feature: pd.Series, labels: pd.Series, groups: int = 4) -> pd
         return y.groupby(x.astype(str)).mean().sort_values()
     values = np.sort(x.unique())
     if len(values) <= 6 and np.allclose(values, np.round(values)):
-        top = next((v for v in values if (x >= v).mean() < 0.02), None)
-        top = values[-1] if top is None else top
+        top = max(v for v in values if (x >= v).mean() >= 0.02)  # the last group holds >= 2%
         key = x.clip(upper=top)
         labels_ = {v: (f"{v:g} or more" if v == top and v != values[-1] else f"{v:g}") for v in values if v <= top}
         rate = y.groupby(key).mean()
