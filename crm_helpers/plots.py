@@ -545,11 +545,11 @@ def customer_flows(flows: pd.DataFrame, highlight: str | None = None, ax=None):
     return ax
 
 
-def lift_and_gains(tables: dict[str, pd.DataFrame], title: str | None = None):
+def lift_and_gains(tables: dict[str, pd.DataFrame]):
     """Lift by decile (left) and cumulative gains (right) of one or more churn scores.
 
     ``tables``: model name -> :func:`crm_helpers.knowledge.churn.gains` of its score on the same
-    customers (the first is the model the titles speak of). Decile 1 holds the highest scores; a
+    customers (the first is the model the title speaks of). Decile 1 holds the highest scores; a
     lift of 1 and the diagonal are what contacting customers at random would give.
     """
     from crm_helpers import display
@@ -559,21 +559,24 @@ def lift_and_gains(tables: dict[str, pd.DataFrame], title: str | None = None):
         left.plot(t.index, t["lift"], marker="o", color=f"C{i}", label=name)
         right.plot(np.r_[0, t["customer_share"]], np.r_[0, t["gains"]], marker="o", ms=3, color=f"C{i}",
                    label=name)
-    left.axhline(1, color=PREVIOUS_COLOR, ls="--", label="random (lift 1)")
-    right.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="random")
+    left.axhline(1, color=PREVIOUS_COLOR, ls="--", label="random")
+    right.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls="--")
     first_name, first = next(iter(tables.items()))
     left.set_xticks(first.index)
     left.set_ylim(bottom=0)
     right.set_xlim(0, 1)
     right.set_ylim(0, 1)
+    finish(left, "Lift by decile", x="decile of churn risk (1 = highest)", y="lift (× average churn rate)",
+           legend=None)
+    finish(right, "Cumulative gains", x="customers, riskiest first", y="churners caught", xunit="rate",
+           yunit="rate", legend=None)
     lift = display.fmt(first["lift"].iloc[0], display.NUMBER, 1)
-    finish(left, f"{first_name}: the riskiest decile churns {lift}× as often as the average",
-           x="decile of churn risk (1 = highest)", y="lift (× average churn rate)", legend=None)
     at = float(np.interp(0.3, np.r_[0, first["customer_share"]], np.r_[0, first["gains"]]))
-    finish(right, f"{first_name}: the riskiest 30% of customers hold {display.fmt(at, 'rate', 0)} of churners",
-           x="customers, riskiest first", y="churners caught", xunit="rate", yunit="rate", legend="outside")
-    if title:
-        fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.suptitle(f"{first_name}: the riskiest tenth churns {lift}× as often as average; the riskiest "
+                 f"30% hold {display.fmt(at, 'rate', 0)} of churners", x=0.01, ha="left", fontweight="bold")
+    fig.set_layout_engine("constrained")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     return fig
 
 

@@ -56,3 +56,13 @@ def test_a_fact_without_its_customer_stops_integrate(small_world, small_warehous
     message = failed_check("02_integrate.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("facts whose customer is not in dim_customer")
     assert "fact_order_line           1" in message
+
+
+def test_a_missing_month_in_the_churn_window_stops_value_and_risk(small_world, small_warehouse, tmp_path):
+    """05 (churn risk): a month of the label window without its purchases would count its buyers
+    as churned; the notebook names the month instead of fitting on it."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        DELETE FROM fact_order_line WHERE order_date BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'""")
+    message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("months of the label window with under a quarter of the usual purchases")
+    assert "2025-03" in message

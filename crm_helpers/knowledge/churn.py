@@ -58,6 +58,9 @@ RFM_FEATURES = ["recency_days", "orders", "order_value"]
 PIVOT_PREFIXES = {"tier_share:": "share of lines in tier {}", "channel_share:": "share of orders via {}",
                   "contacts:": "{} contacts", "outcome:": "contacts ending {}",
                   "responses:": "campaign responses of type {}"}
+#: The inputs of :func:`inputs` as a reader names them.
+INPUT_NAMES = {"lines": "order lines", "contacts": "call-centre contacts",
+               "campaign_contacts": "campaign contacts (day sent)", "responses": "campaign responses"}
 #: How each feature reads in a sentence.
 FEATURE_NAMES = {
     "recency_days": "days since the last purchase",
@@ -121,8 +124,9 @@ def inputs(con: BaseBackend | str | Path | None, cut_off) -> dict[str, ir.Table]
 
 def latest_inputs(con: BaseBackend | str | Path | None, cut_off) -> pd.Series:
     """The last day each input of :func:`features` contributes (the leakage guard: all ≤ cut-off)."""
-    return pd.Series({key: t.day.max().execute() for key, t in inputs(con, cut_off).items()},
-                     name="latest_day").map(lambda v: None if pd.isna(v) else _day(v))
+    days = {key: t.day.max().execute() for key, t in inputs(con, cut_off).items()}
+    return pd.Series({k: None if pd.isna(v) else _day(v) for k, v in days.items()}, name="latest_day",
+                     dtype=object).rename_axis("input")
 
 
 def _customers(lines: ir.Table, con: BaseBackend, cut: ir.DateValue) -> ir.Table:
@@ -130,13 +134,13 @@ def _customers(lines: ir.Table, con: BaseBackend, cut: ir.DateValue) -> ir.Table
     buys = lines.filter(lines.is_purchase)
     orders = buys.group_by(["customer_id", "order_id"]).aggregate(
         day=buys.order_date.min(), lines=buys.count(), items=buys.quantity.sum(),
-        amount=buys.line_amount.sum().cast("float64"))
+        amount=buys.line_amount.sum())  # decimal: sums in any order give the same features
     recent = orders.day > cut - ibis.interval(days=TREND_DAYS)
     earlier = ~recent & (orders.day > cut - ibis.interval(days=2 * TREND_DAYS))
     per = orders.group_by("customer_id").aggregate(
         orders=orders.count(), purchase_days=orders.day.nunique(),
         first_purchase=orders.day.min(), last_purchase=orders.day.max(),
-        gross_sales=orders.amount.sum(), lines=orders.lines.sum(), items=orders.items.sum(),
+        gross_sales=orders.amount.sum().cast("float64"), lines=orders.lines.sum(), items=orders.items.sum(),
         orders_recent=recent.cast("int64").sum(), orders_earlier=earlier.cast("int64").sum(),
         value_recent=orders.amount.mean(where=recent), value_earlier=orders.amount.mean(where=earlier))
     money = lines.group_by("customer_id").aggregate(
@@ -220,6 +224,8 @@ def features(con: BaseBackend | str | Path | None, cut_off) -> pd.DataFrame:
     counts = [c for c in out.columns if ":" in c or c in ("contacts", "campaign_contacts", "responses")]
     out[counts] = out[counts].fillna(0)
     out["acquisition_channel"] = out["acquisition_channel"].astype("category")
+    floats = out.select_dtypes("float").columns
+    out[floats] = out[floats].round(9)  # the engine's parallel float sums differ in the last digits
     return out.sort_index()
 
 
@@ -240,6 +246,41 @@ def labels(con: BaseBackend | str | Path | None, cut_off, window_days: int = WIN
         before=(buys.order_date <= cut).any(), after=(buys.order_date > cut).any())
     per = per.filter(per.before).execute().set_index("customer_id")
     return (~per["after"].astype(bool)).rename("churned").sort_index()
+
+
+def window_coverage(con: BaseBackend | str | Path | None, cut_off, window_days: int = WINDOW_DAYS) -> pd.Series:
+    """Purchase lines per calendar month of the label window (index: month as ``YYYY-MM``).
+
+    A month with none (or few) means an export is missing: its buyers would count as churned.
+    """
+    con = wh.as_connection(con)
+    start, end = _day(cut_off) + dt.timedelta(days=1), _day(cut_off) + dt.timedelta(days=window_days)
+    lines = star.customer_lines(con, end)
+    buys = lines.filter(lines.is_purchase & (lines.order_date >= start))
+    per = buys.group_by(month=buys.order_date.truncate("M")).aggregate(lines=buys.count()).execute()
+    months = pd.period_range(start, end, freq="M")
+    got = per.set_index(pd.PeriodIndex(pd.to_datetime(per["month"]), freq="M"))["lines"]
+    return got.reindex(months, fill_value=0).set_axis(months.astype(str)).rename_axis("month")
+
+
+def feature_unit(feature: str) -> str:
+    """The display unit of a feature: days, money, a rate (shares) or a number."""
+    if feature.endswith("_days"):
+        return "days"
+    if feature in ("order_value", "revenue"):
+        return "money"
+    if "share" in feature:
+        return "rate"
+    return "number"
+
+
+def profile(features: pd.DataFrame, labels: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """Mean of each of ``columns`` among customers who stayed and who churned, with their count
+    (index: ``stayed``, ``churned``)."""
+    group = labels.reindex(features.index).map({False: "stayed", True: "churned"}).rename("customers who")
+    out = features[columns].groupby(group).mean()
+    out.insert(0, "customers", group.value_counts())
+    return out.reindex(["stayed", "churned"])
 
 
 def split(labels: pd.Series, test_share: float = TEST_SHARE, seed: int = 0) -> tuple[pd.Index, pd.Index]:
