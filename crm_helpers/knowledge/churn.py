@@ -296,7 +296,9 @@ def fit(features: pd.DataFrame, labels: pd.Series, seed: int = 0, folds: int = 5
     gbm = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=250, max_leaf_nodes=15,
                                          min_samples_leaf=40, l2_regularization=1.0,
                                          early_stopping=False, random_state=seed)
-    model = CalibratedClassifierCV(gbm, method="isotonic",
+    # ensemble=False: the calibrator learns from out-of-fold scores, then one model fitted on all
+    # customers scores (five times faster to score than averaging the five fold models).
+    model = CalibratedClassifierCV(gbm, method="isotonic", ensemble=False,
                                    cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     with threadpool_limits(THREADS):
         return model.fit(features, labels.reindex(features.index).astype(int))
