@@ -22,6 +22,7 @@ purchases up to the cut-off (:mod:`crm_helpers.knowledge.clv`).
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import ibis
@@ -327,7 +328,9 @@ def btyd_churn(con: BaseBackend | str | Path | None, cut_off, window_days: int =
     cut = pd.Timestamp(_day(cut_off))
     summary = clv.rfm_split(days, cut, cut + pd.Timedelta(days=window_days),
                             data_start=pd.to_datetime(days["order_date"]).min())
-    pred = clv.predictions(clv.fit_bgnbd(summary, random_seed=seed), summary)
+    with warnings.catch_warnings():  # customers who first bought on the cut-off day are expected
+        warnings.filterwarnings("ignore", "T=0 is uninformative", UserWarning)
+        pred = clv.predictions(clv.fit_bgnbd(summary, random_seed=seed), summary)
     return pd.Series(1 - pred["p_alive"].to_numpy(), index=pd.Index(pred["customer_id"], name="customer_id"),
                      name="churn_probability").sort_index()
 
