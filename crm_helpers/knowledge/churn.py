@@ -148,9 +148,11 @@ def _customers(lines: ir.Table, con: BaseBackend, cut: ir.DateValue) -> ir.Table
         revenue=lines.line_amount.sum().cast("float64"),
         return_lines=(~lines.is_purchase).cast("int64").sum())
     signup = con.table("dim_customer").select("customer_id", "signup_date", "acquisition_channel")
-    data_start = con.table("fact_order_line").order_date.min().cast("date").as_scalar()
+    facts = con.table("fact_order_line")
+    data_start = facts.filter(facts.order_date <= cut).order_date.min().cast("date").as_scalar()
     j = per.left_join(money, "customer_id").left_join(signup, "customer_id")
-    signed = j.signup_date.cast("date").fill_null(j.first_purchase)
+    # A customer who bought before their recorded sign-up (records merged later) was one from then.
+    signed = ibis.least(j.signup_date.cast("date"), j.first_purchase).fill_null(j.first_purchase)
     gaps = (j.last_purchase.delta(j.first_purchase, unit="day").cast("float64")
             / (j.purchase_days - 1).nullif(0))
     recency = cut.delta(j.last_purchase, unit="day")
@@ -178,11 +180,12 @@ def _customers(lines: ir.Table, con: BaseBackend, cut: ir.DateValue) -> ir.Table
     )
 
 
-def _pivot(t: ir.Table, column: str, prefix: str, share_of: str | None = None) -> pd.DataFrame:
-    """Counts (or shares) per customer and value of ``column``, one column per value (pandas, wide)."""
+def _pivot(t: ir.Table, column: str, prefix: str, share: bool = False) -> pd.DataFrame:
+    """Counts (or, with ``share``, shares) of rows per customer and value of ``column``, one column
+    per value found (``<prefix><value>``): counted in the engine, widened in pandas."""
     counts = t.group_by(["customer_id", column]).aggregate(n=t.count()).execute()
     wide = counts.pivot(index="customer_id", columns=column, values="n").fillna(0)
-    if share_of is not None:
+    if share:
         wide = wide.div(wide.sum(axis=1), axis=0)
     wide.columns = [f"{prefix}{c}" for c in wide.columns]
     return wide
@@ -203,9 +206,9 @@ def features(con: BaseBackend | str | Path | None, cut_off) -> pd.DataFrame:
     lines = ins["lines"]
     out = _customers(lines, con, cut).execute().set_index("customer_id")
     buys = lines.filter(lines.is_purchase)
-    out = out.join(_pivot(buys, "tier", "tier_share:", share_of="lines"))
+    out = out.join(_pivot(buys, "tier", "tier_share:", share=True))
     orders = buys.select("customer_id", "order_id", "channel").distinct()
-    out = out.join(_pivot(orders, "channel", "channel_share:", share_of="orders"))
+    out = out.join(_pivot(orders, "channel", "channel_share:", share=True))
     if "contacts" in ins:
         calls = ins["contacts"]
         last = calls.group_by("customer_id").aggregate(contacts=calls.count(), last_contact=calls.day.max())
