@@ -657,3 +657,59 @@ def k_evidence(evidence: pd.DataFrame, chosen: int | None = None):
                  "Evidence for the number of segments", x=0.01, ha="left", fontweight="bold")
     fig.set_layout_engine("constrained")
     return fig
+
+def lift_and_gains(tables: dict[str, pd.DataFrame]):
+    """Lift by decile (left) and cumulative gains (right) of one or more churn scores.
+
+    ``tables``: model name -> :func:`crm_helpers.knowledge.churn.gains` of its score on the same
+    customers (the first is the model the title speaks of). Decile 1 holds the highest scores; a
+    lift of 1 and the diagonal are what contacting customers at random would give.
+    """
+    from crm_helpers import display
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, (name, t) in enumerate(tables.items()):
+        left.plot(t.index, t["lift"], marker="o", color=f"C{i}", label=name)
+        right.plot(np.r_[0, t["customer_share"]], np.r_[0, t["gains"]], marker="o", ms=3, color=f"C{i}",
+                   label=name)
+    left.axhline(1, color=PREVIOUS_COLOR, ls="--", label="random")
+    right.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls="--")
+    first_name, first = next(iter(tables.items()))
+    left.set_xticks(first.index)
+    left.set_ylim(bottom=0)
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1)
+    finish(left, "Lift by decile", x="decile of churn risk (1 = highest)", y="lift (× average churn rate)",
+           legend=None)
+    finish(right, "Cumulative gains", x="customers, riskiest first", y="churners caught", xunit="rate",
+           yunit="rate", legend=None)
+    lift = display.fmt(first["lift"].iloc[0], display.NUMBER, 1)
+    at = float(np.interp(0.3, np.r_[0, first["customer_share"]], np.r_[0, first["gains"]]))
+    fig.suptitle(f"{first_name}: the riskiest tenth churns {lift}× as often as average; the riskiest "
+                 f"30% hold {display.fmt(at, 'rate', 0)} of churners", x=0.01, ha="left", fontweight="bold")
+    fig.set_layout_engine("constrained")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    return fig
+
+
+def reliability_diagram(tables: dict[str, pd.DataFrame], ax=None):
+    """Observed against predicted churn rate per group of customers, for one or more models.
+
+    ``tables``: model name -> :func:`crm_helpers.knowledge.churn.reliability`; the diagonal is
+    perfect calibration. The title states the first model's mean gap (weighted by customers).
+    """
+    from crm_helpers import display
+
+    ax = ax or plt.subplots(figsize=(7, 5.5))[1]
+    for i, (name, t) in enumerate(tables.items()):
+        ax.plot(t["predicted"], t["observed"], marker="o", color=f"C{i}", label=name)
+    ax.plot([0, 1], [0, 1], color=PREVIOUS_COLOR, ls=":", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    first_name, first = next(iter(tables.items()))
+    gap = float(((first["predicted"] - first["observed"]).abs() * first["customers"]).sum()
+                / first["customers"].sum())
+    return finish(ax, f"{first_name}: predicted churn is off the observed rate by "
+                      f"{display.fmt(gap * 100, display.NUMBER, 1)} points on average",
+                  x="predicted churn probability", y="observed churn rate", xunit="rate", yunit="rate")

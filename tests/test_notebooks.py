@@ -77,3 +77,12 @@ def test_customers_vanishing_from_the_holdout_stop_the_value_notebook(small_worl
         WHERE order_date > (SELECT max(order_date) - INTERVAL 180 DAY FROM fact_order_line)""")
     message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("BG/NBD's holdout forecast is off")
+
+def test_a_missing_month_in_the_churn_window_stops_value_and_risk(small_world, small_warehouse, tmp_path):
+    """05 (churn risk): a month of the label window without its purchases would count its buyers
+    as churned; the notebook names the month instead of fitting on it."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        DELETE FROM fact_order_line WHERE order_date BETWEEN DATE '2025-03-01' AND DATE '2025-03-31'""")
+    message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("months of the label window with under a quarter of the usual purchases")
+    assert "2025-03" in message
