@@ -178,3 +178,33 @@ def customer_strata(items: ir.Table, labels: pd.Series) -> ir.Table:
     frame = pd.DataFrame({"customer_id": labels.index.astype("int64"), "stratum": labels.to_numpy()})
     mapped = items.select("order_id", "customer_id").distinct().join(ibis.memtable(frame), "customer_id")
     return mapped.select("order_id", "stratum")
+
+
+
+
+# --- against the design (the sample world's truth) ------------------------------------------
+
+def designed_pairs(affinity: pd.DataFrame) -> pd.DataFrame:
+    """The truth's ``category_affinity`` keyed by the sorted pair (item_a, item_b)."""
+    a = affinity[["category_a", "category_b"]].min(axis=1)
+    b = affinity[["category_a", "category_b"]].max(axis=1)
+    return affinity.assign(item_a=a, item_b=b)
+
+
+def rules_against_design(rules: pd.DataFrame, affinity: pd.DataFrame) -> pd.DataFrame:
+    """The two-item rules beside their pair's designed kind, strength and lift."""
+    two = rules[rules["size"] == 2].copy()
+    pair = [sorted(a | c) for a, c in zip(two["antecedents"], two["consequents"])]
+    two["item_a"], two["item_b"] = [p[0] for p in pair], [p[1] for p in pair]
+    keep = ["item_a", "item_b", "kind", "strength", "designed_lift"]
+    return two.merge(designed_pairs(affinity)[keep], on=["item_a", "item_b"], how="left")
+
+
+#: Kinds of designed pairs that carry an affinity (in_set pairs only act within the three-item set).
+AFFINITY_KINDS = ("strong", "weak", "seasonal")
+
+
+def designed_among_top(rules: pd.DataFrame, affinity: pd.DataFrame, n: int = 11) -> int:
+    """How many of the `n` two-item rules with the highest lift are designed pairs."""
+    against = rules_against_design(rules, affinity).sort_values("lift", ascending=False, kind="stable")
+    return int(against.head(n)["kind"].isin(AFFINITY_KINDS).sum())

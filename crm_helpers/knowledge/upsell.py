@@ -149,3 +149,37 @@ def next_tier_offers(con: BaseBackend | str | Path | None, candidates: pd.Index,
                      right_on=["category", "level"])
     return out.rename(columns={"product_name": "item"})[["customer_id", "sku", "item"]] \
         .sort_values("customer_id", ignore_index=True)
+
+
+def quarter_model(con: BaseBackend | str | Path | None, as_of, ladder, seed: int = 0):
+    """Learn on the quarter before `as_of`, score as of `as_of`.
+
+    The model is fitted on features as of a quarter earlier and the moves observed up to
+    `as_of`; it then scores every customer who can move up as of `as_of`. Returns (model,
+    scored: the features with ``upsell_score``, observed: the moves seen in the quarter after
+    `as_of`, empty when the data end there).
+    """
+    con = wh.as_connection(con)
+    as_of = pd.Timestamp(as_of)
+    earlier = as_of - pd.DateOffset(months=QUARTER_MONTHS)
+    train = can_move_up(tier_features(con, earlier, ladder), ladder)
+    model = fit_upsell(train, moved_up(con, train, earlier, ladder), seed)
+    scored = can_move_up(tier_features(con, as_of, ladder), ladder)
+    scored = scored.assign(upsell_score=upsell_scores(model, scored))
+    return model, scored, moved_up(con, scored, as_of, ladder)
+
+
+def designed_above(con: BaseBackend | str | Path | None, scored: pd.DataFrame, as_of, ladder,
+                   truth_dir: Path | None = None) -> pd.Series:
+    """Truth check: is the customer's designed tier at the end of the quarter after `as_of`
+    (truth/tiers.csv) above the main tier they bought at up to `as_of`? For customers of
+    `scored` whose person has a tier then."""
+    from crm_helpers import truth
+
+    tiers = truth.read_truth("tiers", truth_dir)
+    quarter = str(pd.Period(pd.Timestamp(as_of) + pd.DateOffset(months=QUARTER_MONTHS), "Q"))
+    level = tiers[tiers["quarter"] == quarter].set_index("person_id")["tier"] \
+        .map({t: i for i, t in enumerate(ladder)})
+    persons = truth.customer_persons(wh.as_connection(con), truth_dir).reindex(scored.index)
+    designed = pd.Series(persons.map(level).to_numpy(), index=scored.index).dropna()
+    return (designed > scored.loc[designed.index, "main_tier"]).rename("designed_above")
