@@ -313,11 +313,24 @@ def offers(hist: History, scores: Scores, k: int = 3, method: str = "hybrid",
     return out[COLUMNS].reset_index(drop=True)
 
 
-def save_offers(offers_: pd.DataFrame, warehouse: Path | str | None = None) -> int:
+def save_offers(offers_: pd.DataFrame, warehouse: Path | str | None = None, reader=None) -> int:
     """Write the offers to the warehouse table ``next_best_offer``: the rows of the same as_of
-    are replaced, in one transaction, so a rerun never duplicates. Returns the rows written."""
-    import duckdb
+    are replaced, in one transaction, so a rerun never duplicates. Returns the rows written.
 
+    reader: a read-only connection this process holds on the same file (a notebook's
+    ``per_cell`` connection): DuckDB opens a file with one configuration per process, so it is
+    closed for the write and reopened after.
+    """
+    if reader is not None:
+        reader.disconnect()
+    try:
+        return _write_offers(offers_, warehouse)
+    finally:
+        if reader is not None:
+            reader.reconnect()
+
+
+def _write_offers(offers_: pd.DataFrame, warehouse: Path | str | None) -> int:
     frame = offers_[COLUMNS].copy()
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     dates = sorted(frame["as_of"].unique())
@@ -333,8 +346,33 @@ def save_offers(offers_: pd.DataFrame, warehouse: Path | str | None = None) -> i
             raw.register("_offers", frame)
             raw.execute(f"INSERT INTO {TABLE} SELECT {', '.join(COLUMNS)} FROM _offers")
             raw.unregister("_offers")
-    except duckdb.Error:
-        raise
     finally:
         con.disconnect()
     return len(frame)
+
+
+METHOD_NAMES = {"popularity": "Popularity (baseline)", "rules": "Association rules",
+                "similar": "Similar customers (item-to-item)", "hybrid": "Hybrid"}
+
+
+def plot_evaluation(evaluation: pd.DataFrame, title: str, metric: str = "hit_rate", ax=None):
+    """Bars of one metric (hit_rate, recall or map) at each k, one colour per method."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from crm_helpers import plots
+
+    data = evaluation.assign(method=evaluation["method"].map(METHOD_NAMES).fillna(evaluation["method"]),
+                             k=evaluation["k"].map(lambda k: f"top {k}"))
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    sns.barplot(data=data, x="k", y=metric, hue="method", ax=ax)
+    names = {"hit_rate": "hit rate", "recall": "recall", "map": "mean average precision"}
+    return plots.finish(ax, title, x="products offered", y=names[metric], yunit="rate")
+
+
+def evaluation_table(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation one row per method, metrics at each k side by side (``hit_rate@3``...)."""
+    wide = evaluation.pivot(index="method", columns="k", values=["hit_rate", "recall", "map"])
+    wide.columns = [f"{m}@{k}" for m, k in wide.columns]
+    order = [m for m in METHOD_NAMES if m in wide.index]
+    return wide.loc[order].rename(index=METHOD_NAMES).rename_axis("method")

@@ -208,3 +208,24 @@ def designed_among_top(rules: pd.DataFrame, affinity: pd.DataFrame, n: int = 11)
     """How many of the `n` two-item rules with the highest lift are designed pairs."""
     against = rules_against_design(rules, affinity).sort_values("lift", ascending=False, kind="stable")
     return int(against.head(n)["kind"].isin(AFFINITY_KINDS).sum())
+
+
+def plot_against_design(against: pd.DataFrame, title: str, ax=None):
+    """Observed lift of each category pair against its designed lift, by kind of pair (one dot
+    per pair), with the line where they agree."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from crm_helpers import plots
+
+    pairs = against.drop_duplicates(["item_a", "item_b"])
+    ax = ax or plt.subplots(figsize=(8, 5))[1]
+    sns.scatterplot(data=pairs, x="designed_lift", y="lift", hue="kind", s=60, ax=ax)
+    top = float(max(pairs["lift"].max(), pairs["designed_lift"].max())) * 1.05
+    ax.plot([0, top], [0, top], color="0.6", lw=1, ls="--", label="observed = designed")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    for row in pairs[(pairs["kind"] != "none") | (pairs["lift"] > 1.2)].itertuples():
+        ax.annotate(f"{row.item_a}–{row.item_b}", (row.designed_lift, row.lift), fontsize=8,
+                    xytext=(4, -10), textcoords="offset points")
+    return plots.finish(ax, title, x="designed lift", y="observed lift", xunit="number", yunit="number")
