@@ -56,3 +56,14 @@ def test_a_fact_without_its_customer_stops_integrate(small_world, small_warehous
     message = failed_check("02_integrate.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("facts whose customer is not in dim_customer")
     assert "fact_order_line           1" in message
+
+
+def test_mixed_up_categories_stop_next_best_offer(small_world, small_warehouse, tmp_path):
+    """06: product categories relabelled (Footwear <-> Electronics): the rules no longer follow
+    the designed affinities, and the notebook says so."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE dim_product SET category = CASE category WHEN 'Footwear' THEN 'Electronics'
+                                                        WHEN 'Electronics' THEN 'Footwear' END
+        WHERE category IN ('Footwear', 'Electronics')""")
+    message = failed_check("06_next_best_offer.ipynb", small_world, warehouse, tmp_path)
+    assert "designed" in message

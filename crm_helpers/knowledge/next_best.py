@@ -47,6 +47,9 @@ REASONS = {"rules": "bought with {item} (rule, confidence {confidence:.0%})",
            "similar": "customers who buy {item} also buy it (similar customers)",
            "popularity": "among the most popular products",
            "upsell": "next tier of {item} (up-sell)"}
+#: A rule is given as the reason of an offer when its confidence reaches this (else the
+#: similar customers are: the hybrid's ranking leans on them).
+RULE_REASON_CONFIDENCE = 0.10
 TABLE = "next_best_offer"
 COLUMNS = ["customer_id", "as_of", "rank", "product", "category", "score", "reason"]
 
@@ -186,6 +189,7 @@ class Scores:
     rule_source: np.ndarray
     similar: np.ndarray
     excluded: np.ndarray
+    similarity: np.ndarray  # products x products (item_similarity)
 
     def hybrid(self, weights: dict | None = None) -> np.ndarray:
         """The weighted sum of the sources, each scaled to 0-1 per customer."""
@@ -211,8 +215,10 @@ def score_all(con: BaseBackend | str | Path | None, hist: History,
     settings = settings or wh.settings(con)
     confidence = rule_matrix(product_rules(con, hist), hist)
     rules_score, source = rule_scores(hist, confidence)
+    similarity = item_similarity(hist)
     return Scores(popularity=popularity_scores(con, hist), rules=rules_score, rule_source=source,
-                  similar=similar_scores(hist), excluded=durable_mask(hist, settings.durable_categories))
+                  similar=similar_scores(hist, similarity),
+                  excluded=durable_mask(hist, settings.durable_categories), similarity=similarity)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -274,9 +280,11 @@ def offers(hist: History, scores: Scores, k: int = 3, method: str = "hybrid",
     """The top-k products per customer with a reason in words: the table ``next_best_offer``.
 
     Columns: customer_id, as_of, rank (1 = best), product (SKU), category, score (the method's
-    score), reason (the source that put the product there: a rule and the product it starts
-    from, similar customers, or popularity). With `upsell` (customer_id, sku, item: the product
-    it moves up from; see ``upsell.next_tier_offers``), that offer takes rank 1.
+    score), reason in words: a rule from a product they bought when one with confidence of at
+    least RULE_REASON_CONFIDENCE leads to it, else the similar customers (naming the product
+    they bought that is most similar to it), else popularity. With `upsell` (customer_id, sku, item: the product
+    it moves up from, score: the up-sell score; see ``upsell.next_tier_offers``), that offer
+    takes rank 1.
     """
     values = scores.of(method)
     idx = top_k(values, k)
@@ -284,16 +292,17 @@ def offers(hist: History, scores: Scores, k: int = 3, method: str = "hybrid",
     rows = np.repeat(np.arange(n), k)
     cols = idx.ravel()
     names = hist.products["product_name"].to_numpy()
-    sim, rule = _scaled(scores.similar), _scaled(scores.rules)
-    rule_from = scores.rule_source[rows, cols]
-    favourite = np.asarray(hist.counts.argmax(axis=1)).ravel()
+    owned = (hist.counts > 0).tocsr()
     reason = []
-    for r, c, src in zip(rows, cols, rule_from):
-        if rule[r, c] > 0 and rule[r, c] * HYBRID_WEIGHTS["rules"] >= sim[r, c] * HYBRID_WEIGHTS["similar"] \
-                and src >= 0:
+    for r, c in zip(rows, cols):
+        own = owned.indices[owned.indptr[r]:owned.indptr[r + 1]]
+        src = scores.rule_source[r, c]
+        if src >= 0 and scores.rules[r, c] >= RULE_REASON_CONFIDENCE:
             reason.append(REASONS["rules"].format(item=names[src], confidence=scores.rules[r, c]))
-        elif sim[r, c] > 0:
-            reason.append(REASONS["similar"].format(item=names[favourite[r]]))
+        elif len(own):
+            others = own[own != c] if (own != c).any() else own
+            closest = others[scores.similarity[others, c].argmax()]
+            reason.append(REASONS["similar"].format(item=names[closest]))
         else:
             reason.append(REASONS["popularity"])
     out = pd.DataFrame({"customer_id": hist.customers.to_numpy()[rows],

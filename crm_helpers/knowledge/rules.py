@@ -15,13 +15,16 @@ compares within strata (segments, basket sizes) and pools them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
-from mlxtend.frequent_patterns import association_rules
+
+with warnings.catch_warnings():  # mlxtend turns every DeprecationWarning on, process-wide, at import
+    from mlxtend.frequent_patterns import association_rules
 
 from crm_helpers import warehouse as wh
 from crm_helpers.information import star
@@ -210,22 +213,28 @@ def designed_among_top(rules: pd.DataFrame, affinity: pd.DataFrame, n: int = 11)
     return int(against.head(n)["kind"].isin(AFFINITY_KINDS).sum())
 
 
+
 def plot_against_design(against: pd.DataFrame, title: str, ax=None):
-    """Observed lift of each category pair against its designed lift, by kind of pair (one dot
-    per pair), with the line where they agree."""
+    """Each category pair's observed lift (dot, coloured by the kind of pair) beside its designed
+    lift (cross), pairs sorted by designed lift."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     from crm_helpers import plots
 
-    pairs = against.drop_duplicates(["item_a", "item_b"])
-    ax = ax or plt.subplots(figsize=(8, 5))[1]
-    sns.scatterplot(data=pairs, x="designed_lift", y="lift", hue="kind", s=60, ax=ax)
-    top = float(max(pairs["lift"].max(), pairs["designed_lift"].max())) * 1.05
-    ax.plot([0, top], [0, top], color="0.6", lw=1, ls="--", label="observed = designed")
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
-    for row in pairs[(pairs["kind"] != "none") | (pairs["lift"] > 1.2)].itertuples():
-        ax.annotate(f"{row.item_a}–{row.item_b}", (row.designed_lift, row.lift), fontsize=8,
-                    xytext=(4, -10), textcoords="offset points")
-    return plots.finish(ax, title, x="designed lift", y="observed lift", xunit="number", yunit="number")
+    pairs = against.drop_duplicates(["item_a", "item_b"]).sort_values("designed_lift", ascending=False)
+    pairs = pairs.assign(pair=pairs["item_a"] + " – " + pairs["item_b"])
+    ax = ax or plt.subplots(figsize=(9, 0.28 * len(pairs) + 1.5))[1]
+    ax.scatter(pairs["designed_lift"], pairs["pair"], marker="x", color="0.3", s=40, label="designed lift", zorder=3)
+    sns.scatterplot(data=pairs, x="lift", y="pair", hue="kind", s=45, ax=ax, zorder=2)
+    ax.axvline(1, color="0.6", lw=1, ls="--")
+    ax.set_xlim(0, None)
+    return plots.finish(ax, title, x="lift", y="category pair", xunit="number")
+
+
+def mean_basket_size(items: ir.Table, item=None) -> float:
+    """Mean number of distinct items per basket, over every basket or those holding `item`."""
+    sizes = basket_sizes(items)
+    if item is not None:
+        sizes = sizes.semi_join(items.filter(items.item == item), "order_id")
+    return float(sizes.stratum.mean().execute())

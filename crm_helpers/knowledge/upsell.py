@@ -122,7 +122,8 @@ def next_tier_offers(con: BaseBackend | str | Path | None, candidates: pd.Index,
     category: that category's best-selling product of the next tier (up to `as_of`).
 
     Returns customer_id, sku (the offer), item (the product name of their own most-bought
-    product in that category and tier, the one the offer moves up from).
+    product in that category and tier, the one the offer moves up from) and score (the
+    ``upsell_score`` of `features` when it has one).
     """
     con = wh.as_connection(con)
     lines = star.customer_lines(con, as_of)
@@ -147,7 +148,8 @@ def next_tier_offers(con: BaseBackend | str | Path | None, candidates: pd.Index,
     item["next"] = item["main"] + 1
     out = item.merge(best[["category", "level", "sku"]], left_on=["category", "next"],
                      right_on=["category", "level"])
-    return out.rename(columns={"product_name": "item"})[["customer_id", "sku", "item"]] \
+    out["score"] = out["customer_id"].map(features["upsell_score"]) if "upsell_score" in features else np.nan
+    return out.rename(columns={"product_name": "item"})[["customer_id", "sku", "item", "score"]] \
         .sort_values("customer_id", ignore_index=True)
 
 
