@@ -155,15 +155,14 @@ def rule_matrix(product_rules_: pd.DataFrame, hist: History) -> np.ndarray:
 def rule_scores(hist: History, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per customer and product, the highest confidence of a rule from a product they own, and
     which owned product it came from (column index; -1 when no rule fires)."""
-    owned = (hist.counts > 0).tocsr()
+    owned = (hist.counts > 0).tocsc()
     best = np.zeros((owned.shape[0], confidence.shape[1]))
     source = np.full(best.shape, -1)
-    for i in range(owned.shape[0]):  # per customer: at most a few dozen owned products
-        own = owned.indices[owned.indptr[i]:owned.indptr[i + 1]]
-        if len(own):
-            block = confidence[own]
-            best[i] = block.max(axis=0)
-            source[i] = np.where(best[i] > 0, own[block.argmax(axis=0)], -1)
+    for j in range(owned.shape[1]):  # one vectorised pass per product (a catalogue, not customers)
+        rows = owned.indices[owned.indptr[j]:owned.indptr[j + 1]]
+        better = confidence[j][None, :] > best[rows]
+        best[rows] = np.where(better, confidence[j][None, :], best[rows])
+        source[rows] = np.where(better, j, source[rows])
     return best, source
 
 
