@@ -282,8 +282,8 @@ def offers(hist: History, scores: Scores, k: int = 3, method: str = "hybrid",
     score), reason in words: a rule from a product they bought when one with confidence of at
     least RULE_REASON_CONFIDENCE leads to it, else the similar customers (naming the product
     they bought that is most similar to it), else popularity. With `upsell` (customer_id, sku, item: the product
-    it moves up from, score: the up-sell score; see ``upsell.next_tier_offers``), that offer
-    takes rank 1.
+    it moves up from, score: the up-sell probability; see ``upsell.next_tier_offers``), that
+    offer takes rank 1 and its score is the up-sell probability.
     """
     values = scores.of(method)
     idx = top_k(values, k)
