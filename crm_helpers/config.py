@@ -148,7 +148,11 @@ class Settings:
     web sale; ``web_store_id`` is the store id web orders carry; ``training_stores`` are SQL LIKE
     patterns of store names whose receipts are staff training, not sales; ``junk_*`` list the
     names, e-mail domains and e-mail local parts that mark test records;
-    ``quarantine_retention_days`` is how long a quarantined row keeps its raw line.
+    ``quarantine_retention_days`` is how long a quarantined row keeps its raw line;
+    ``durable_categories`` are product categories a customer who owns one does not buy again (next
+    best product does not offer them twice; the sample world has none: its customers buy a product
+    again as readily as another of its category and tier); ``tier_ladder`` orders the product tiers from the
+    lowest (an up-sell offers the next one).
     """
 
     organisation: str = "Sample Retail Ltd"
@@ -166,6 +170,8 @@ class Settings:
     junk_email_local_parts: tuple[str, ...] = ("test", "qa", "asdf", "noreply", "dummy")
     match_threshold: float = 0.9
     quarantine_retention_days: int = 90
+    durable_categories: tuple[str, ...] = ()
+    tier_ladder: tuple[str, ...] = ("basic", "plus", "premium")
 
     @property
     def currency_symbol(self) -> str:

@@ -86,3 +86,13 @@ def test_a_missing_month_in_the_churn_window_stops_value_and_risk(small_world, s
     message = failed_check("05_value_and_risk.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("months of the label window with under a quarter of the usual purchases")
     assert "2025-03" in message
+
+def test_mixed_up_categories_stop_next_best_offer(small_world, small_warehouse, tmp_path):
+    """06: product categories relabelled (Footwear <-> Electronics): the rules no longer follow
+    the designed affinities, and the notebook says so."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE dim_product SET category = CASE category WHEN 'Footwear' THEN 'Electronics'
+                                                        WHEN 'Electronics' THEN 'Footwear' END
+        WHERE category IN ('Footwear', 'Electronics')""")
+    message = failed_check("06_next_best_offer.ipynb", small_world, warehouse, tmp_path)
+    assert "designed" in message
