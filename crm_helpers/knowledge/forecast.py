@@ -201,7 +201,8 @@ def forecast(series: pd.DataFrame, chosen: Mapping[str, str], horizon: int = 12,
 
 
 def plot_forecast(history: pd.Series, future: pd.DataFrame, unit: str, title: str,
-                  backtest_rows: pd.DataFrame | None = None, level: float = LEVEL, ax=None):
+                  backtest_rows: pd.DataFrame | None = None, level: float = LEVEL, ax=None,
+                  legend: str | None = "outside"):
     """History (line), the forecast (dashed) with its interval (band) and, when given, the
     backtest's one-step forecasts with their intervals (points with bars)."""
     import matplotlib.pyplot as plt
@@ -218,4 +219,59 @@ def plot_forecast(history: pd.Series, future: pd.DataFrame, unit: str, title: st
     ax.fill_between(future["month"], future["lower"], future["upper"], color="C1", alpha=0.25,
                     label=f"{level:.0%} prediction interval")
     ax.set_ylim(bottom=0)
-    return plots.finish(ax, title, x="month", y=history.name.replace("_", " "), yunit=unit)
+    return plots.finish(ax, title, x="month", y=history.name.replace("_", " "), yunit=unit, legend=legend)
+
+
+def plot_forecasts(series: pd.DataFrame, future: pd.DataFrame, results: pd.DataFrame | None,
+                   chosen: Mapping[str, str], units: Mapping[str, str] | None = None):
+    """One panel per series (:func:`plot_forecast`), each titled with the change of the forecast
+    months against as many months before; the backtest rows of the chosen method are shown."""
+    import matplotlib.pyplot as plt
+
+    units = units or SERIES_UNITS
+    fig, axes = plt.subplots(len(series.columns), 1, figsize=(9, 3.6 * len(series.columns)), squeeze=False)
+    for i, (name, ax) in enumerate(zip(series.columns, axes[:, 0])):
+        rows = future[future["series"] == name]
+        past = None if results is None else results[(results["series"] == name) & (results["method"] == chosen[name])]
+        change = rows["forecast"].sum() / series[name].iloc[-len(rows):].sum() - 1
+        title = (f"{name.replace('_', ' ').capitalize()}: {'up' if change > 0 else 'down'} {abs(change):.0%} "
+                 f"over the next {len(rows)} months")
+        plot_forecast(series[name], rows, units.get(name, "count"), title, past, ax=ax,
+                      legend="outside" if i == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def missing_months(series: pd.DataFrame) -> list[str]:
+    """Months between the first and last of `series` that it does not hold, as labels
+    (a forecast needs every month: a gap shifts the seasons)."""
+    full = pd.date_range(series.index.min(), series.index.max(), freq="MS")
+    return [m.strftime("%Y-%m") for m in full.difference(series.index)]
+
+
+def backtest_sentence(acc: pd.DataFrame, best: pd.Series, names: Mapping[str, str] | None = None) -> str:
+    """Each series' best method, its MAPE and how it compares with seasonal naive, in words."""
+    parts = []
+    for series, method in best.items():
+        row, bench = acc.loc[(series, method)], acc.loc[(series, BENCHMARK)]
+        name = (names or {}).get(series, series.replace("_", " "))
+        parts.append(f"{name}: **{method}**, off by {row['mape']:.1%} on average against {bench['mape']:.1%} "
+                     f"for seasonal naive ({row['mape_vs_benchmark']:.2f} of its error), its "
+                     f"{LEVEL:.0%} intervals holding {row['coverage']:.0%} of the actuals")
+    return "One month ahead, the best method for " + "; for ".join(parts) + "."
+
+
+def outlook_sentence(series: pd.DataFrame, future: pd.DataFrame, money) -> str:
+    """The next `len(future)` months against the last as many, per series, in words."""
+    parts, n = [], int(future.groupby("series").size().max())
+    for name, rows in future.groupby("series", sort=False):
+        before = series[name].iloc[-n:]
+        total = name == "revenue" or name == "new_customers"
+        now, then = (rows["forecast"].sum(), before.sum()) if total else (rows["forecast"].mean(), before.mean())
+        shown = money if name == "revenue" else (lambda v: f"{v:,.0f}")
+        what = {"revenue": "revenue", "new_customers": "new customers"}.get(name, "active customers per month on average")
+        word = "up" if now > then else "down"
+        parts.append(f"{what} {shown(now)} ({word} {abs(now / then - 1):.0%} on the last {n} months; "
+                     f"{LEVEL:.0%} interval of the first month {shown(rows['lower'].iloc[0])} to "
+                     f"{shown(rows['upper'].iloc[0])})")
+    return f"Over the next {n} months: " + "; ".join(parts) + "."

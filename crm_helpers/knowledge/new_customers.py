@@ -321,3 +321,76 @@ def score_recent(con: BaseBackend | str | Path | None, as_of, model: NewCustomer
     recent = recent.sort_values("customer_id", ignore_index=True)
     clv = model.predict(recent) if len(recent) else np.array([], dtype="float64")
     return pd.DataFrame({"customer_id": recent["customer_id"].astype("int64"), "clv": clv})
+
+
+def lift_by_decile(test: pd.DataFrame, predictions: dict[str, np.ndarray], deciles: int = 10) -> pd.DataFrame:
+    """Mean actual 12-month value of the test customers per decile of each model's prediction
+    (decile 1 = the customers the model values highest; ties broken by order): columns model,
+    decile, mean_value."""
+    frames = []
+    for name, pred in predictions.items():
+        rank = pd.Series(-pred).rank(method="first").to_numpy()
+        decile = pd.qcut(rank, deciles, labels=False) + 1
+        means = pd.Series(test["value"].to_numpy()).groupby(decile).mean()
+        frames.append(pd.DataFrame({"model": name, "decile": means.index, "mean_value": means.to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ratio_text(high: float, low: float) -> str:
+    return f"{high / low:.1f} times" if low > 0 else "more than"
+
+
+def impressions_sentence(by_category: pd.DataFrame, by_channel: pd.DataFrame, money) -> str:
+    """Which first line and which acquisition channel mark a valuable customer, in words.
+
+    by_category / by_channel: :func:`value_by` tables (highest mean first); money: a formatter
+    of amounts (``display.fmt(v, "money")``).
+    """
+    best, worst = by_category.index[0], by_category.index[-1]
+    top, bottom = by_channel.index[0], by_channel.index[-1]
+    cat, ch = by_category["mean_value"], by_channel["mean_value"]
+    return (f"Customers whose first basket starts with **{best}** are worth {money(cat[best])} on average "
+            f"over their first year, {_ratio_text(cat[best], cat[worst])} those starting with {worst} "
+            f"({money(cat[worst])}), and {by_category.loc[best, 'top_share']:.0%} of them end up in the top "
+            f"20% by value. By acquisition channel the spread is "
+            f"{'narrower' if ch[top] / max(ch[bottom], 1e-9) < cat[best] / max(cat[worst], 1e-9) else 'wider'}: "
+            f"**{top}** brings customers worth {money(ch[top])}, **{bottom}** {money(ch[bottom])}.")
+
+
+def model_sentence(evaluation: pd.DataFrame, model: str, baseline: str) -> str:
+    """The model against the baseline on the test cohorts, in words (:func:`evaluate`'s table)."""
+    m, b = evaluation.loc[model], evaluation.loc[baseline]
+    better = m["spearman"] > b["spearman"]
+    return (f"On the later cohorts the model ranks customers by their actual 12-month value with a rank "
+            f"correlation of **{m['spearman']:.2f}**, against {b['spearman']:.2f} for the mean of their "
+            f"acquisition channel ({'better' if better else 'no better'}); the 20% it ranks highest hold "
+            f"{m['top20_value_share']:.0%} of the cohort's value (the baseline's: {b['top20_value_share']:.0%}), "
+            f"and its total is {m['total_ratio']:.0%} of the actual.")
+
+
+def importance_sentence(imp: pd.DataFrame, top: int = 3) -> str:
+    """The features whose shuffling costs the most rank correlation, in words (:func:`importance`)."""
+    lead = imp.head(top)
+    names = [f"{r.name} ({r.importance:+.2f})" for r in lead.itertuples()]
+    useless = int((imp["importance"] <= 0).sum())
+    return (f"The first impressions that mark a valuable customer are, in order, {', '.join(names[:-1])} and "
+            f"{names[-1]} (the fall in rank correlation when the feature is shuffled); "
+            f"{useless} of the {len(imp)} features add nothing measurable.")
+
+
+def plot_lift(lift: pd.DataFrame, average: float, ax=None):
+    """Bars of the mean actual value per decile of prediction, one colour per model
+    (:func:`lift_by_decile`); the title says how much the model's top decile is worth against
+    the `average` customer."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from crm_helpers import plots
+
+    ax = ax or plt.subplots(figsize=(9, 4))[1]
+    sns.barplot(data=lift, x="decile", y="mean_value", hue="model", ax=ax)
+    best = lift[lift["decile"] == 1].set_index("model")["mean_value"]
+    leader = best.idxmax()
+    return plots.finish(ax, f"{leader}: its top decile of new customers is worth {best[leader] / average:.1f} times "
+                            "the average one", x="decile of predicted value (1 = highest)",
+                        y="mean actual 12-month value", yunit="money")
