@@ -45,6 +45,8 @@ from crm_helpers.information import kpis, star
 SEASON = 12
 #: The three monthly series forecast, with their display units.
 SERIES_UNITS = {"revenue": "money", "active_customers": "count", "new_customers": "count"}
+#: The series' names as readers see them.
+SERIES_NAMES = {"revenue": "Revenue", "active_customers": "Active customers", "new_customers": "New customers"}
 #: Nominal coverage of the prediction intervals.
 LEVEL = 0.8
 #: Simulated futures behind the Holt-Winters interval.
@@ -205,6 +207,7 @@ def plot_forecast(history: pd.Series, future: pd.DataFrame, unit: str, title: st
                   legend: str | None = "outside"):
     """History (line), the forecast (dashed) with its interval (band) and, when given, the
     backtest's one-step forecasts with their intervals (points with bars)."""
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     from crm_helpers import plots
@@ -215,11 +218,17 @@ def plot_forecast(history: pd.Series, future: pd.DataFrame, unit: str, title: st
         b = backtest_rows
         ax.errorbar(b["month"], b["forecast"], yerr=[b["forecast"] - b["lower"], b["upper"] - b["forecast"]],
                     fmt="s", ms=3, color="C2", alpha=0.8, capsize=2, label="backtest forecast (1 month ahead)")
-    ax.plot(future["month"], future["forecast"], color="C1", ls="--", label=f"forecast ({future['method'].iloc[0]})")
-    ax.fill_between(future["month"], future["lower"], future["upper"], color="C1", alpha=0.25,
+    joined = pd.concat([pd.DataFrame({"month": [history.index[-1]], "forecast": [history.iloc[-1]],
+                                      "lower": [history.iloc[-1]], "upper": [history.iloc[-1]]}),
+                        future[["month", "forecast", "lower", "upper"]]], ignore_index=True)
+    ax.plot(joined["month"], joined["forecast"], color="C1", ls="--", label=f"forecast ({future['method'].iloc[0]})")
+    ax.fill_between(joined["month"], joined["lower"], joined["upper"], color="C1", alpha=0.25,
                     label=f"{level:.0%} prediction interval")
     ax.set_ylim(bottom=0)
-    return plots.finish(ax, title, x="month", y=history.name.replace("_", " "), yunit=unit, legend=legend)
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    return plots.finish(ax, title, x="month", y=SERIES_NAMES.get(history.name, history.name).lower(), yunit=unit,
+                        legend=legend)
 
 
 def plot_forecasts(series: pd.DataFrame, future: pd.DataFrame, results: pd.DataFrame | None,
@@ -234,7 +243,7 @@ def plot_forecasts(series: pd.DataFrame, future: pd.DataFrame, results: pd.DataF
         rows = future[future["series"] == name]
         past = None if results is None else results[(results["series"] == name) & (results["method"] == chosen[name])]
         change = rows["forecast"].sum() / series[name].iloc[-len(rows):].sum() - 1
-        title = (f"{name.replace('_', ' ').capitalize()}: {'up' if change > 0 else 'down'} {abs(change):.0%} "
+        title = (f"{SERIES_NAMES.get(name, name)}: {'up' if change > 0 else 'down'} {abs(change):.0%} "
                  f"over the next {len(rows)} months")
         plot_forecast(series[name], rows, units.get(name, "count"), title, past, ax=ax,
                       legend="outside" if i == 0 else None)
@@ -254,7 +263,7 @@ def backtest_sentence(acc: pd.DataFrame, best: pd.Series, names: Mapping[str, st
     parts = []
     for series, method in best.items():
         row, bench = acc.loc[(series, method)], acc.loc[(series, BENCHMARK)]
-        name = (names or {}).get(series, series.replace("_", " "))
+        name = (names or SERIES_NAMES).get(series, series.replace("_", " ")).lower()
         parts.append(f"{name}: **{method}**, off by {row['mape']:.1%} on average against {bench['mape']:.1%} "
                      f"for seasonal naive ({row['mape_vs_benchmark']:.2f} of its error), its "
                      f"{LEVEL:.0%} intervals holding {row['coverage']:.0%} of the actuals")
