@@ -56,3 +56,11 @@ def test_a_fact_without_its_customer_stops_integrate(small_world, small_warehous
     message = failed_check("02_integrate.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("facts whose customer is not in dim_customer")
     assert "fact_order_line           1" in message
+
+
+def test_a_month_without_sales_stops_the_forecast(small_world, small_warehouse, tmp_path):
+    """07: a month missing from the monthly series would shift the seasons; the notebook names it."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        DELETE FROM fact_order_line WHERE order_date BETWEEN DATE '2024-06-01' AND DATE '2024-06-30'""")
+    message = failed_check("07_new_customers_and_forecast.ipynb", small_world, warehouse, tmp_path)
+    assert message == "months missing from the series: 2024-06"

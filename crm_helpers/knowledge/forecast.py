@@ -60,10 +60,12 @@ def monthly_series(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
     New customers here are customers *acquired* within the data: signed up on or after its first
     day, counted in the month of their first purchase (the KPI of the same name also counts the
     existing base's first visible purchase, which inflates the first months). A last month that
-    the data do not cover to its end is left out.
+    the data do not cover to its end is left out, and so is a month without a single order
+    (a hole in the data, which :func:`missing_months` reports).
     """
     con = wh.as_connection(con)
     table = kpis.kpi_table(con, "month").set_index("period_start")
+    table = table[table["orders"] > 0]  # a month without one order is a hole in the data: missing_months names it
     first = star.first_purchases(star.customer_lines(con))
     c = con.table("dim_customer")
     start = con.table("fact_order_line").order_date.min().execute()
@@ -72,7 +74,7 @@ def monthly_series(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
     new = acquired.group_by(month.name("period_start")).aggregate(new_customers=ibis._.count()).execute()
     new = new.set_index(pd.to_datetime(new["period_start"]))["new_customers"]
     out = table[["revenue", "active_customers"]].join(new).fillna({"new_customers": 0})
-    out.index = pd.DatetimeIndex(out.index, freq="MS", name="month")
+    out.index = pd.DatetimeIndex(out.index, name="month")
     last = pd.Timestamp(star.latest_order_date(con))
     if last < out.index[-1] + pd.offsets.MonthEnd(0):
         out = out.iloc[:-1]
