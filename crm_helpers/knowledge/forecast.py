@@ -223,12 +223,13 @@ def plot_forecast(history: pd.Series, future: pd.DataFrame, unit: str, title: st
     joined = pd.concat([pd.DataFrame({"month": [history.index[-1]], "forecast": [history.iloc[-1]],
                                       "lower": [history.iloc[-1]], "upper": [history.iloc[-1]]}),
                         future[["month", "forecast", "lower", "upper"]]], ignore_index=True)
-    ax.plot(joined["month"], joined["forecast"], color="C1", ls="--", label=f"forecast ({future['method'].iloc[0]})")
+    ax.plot(joined["month"], joined["forecast"], color="C1", ls="--", label="forecast")
     ax.fill_between(joined["month"], joined["lower"], joined["upper"], color="C1", alpha=0.25,
                     label=f"{level:.0%} prediction interval")
     ax.set_ylim(bottom=0)
-    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    ax.xaxis.set_major_locator(mdates.YearLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    ax.xaxis.set_minor_locator(mdates.MonthLocator())
     return plots.finish(ax, title, x="month", y=SERIES_NAMES.get(history.name, history.name).lower(), yunit=unit,
                         legend=legend)
 
@@ -240,15 +241,16 @@ def plot_forecasts(series: pd.DataFrame, future: pd.DataFrame, results: pd.DataF
     import matplotlib.pyplot as plt
 
     units = units or SERIES_UNITS
-    fig, axes = plt.subplots(len(series.columns), 1, figsize=(9, 3.6 * len(series.columns)), squeeze=False)
+    last = len(series.columns) - 1
+    fig, axes = plt.subplots(len(series.columns), 1, figsize=(9, 3.4 * len(series.columns) + 0.8), squeeze=False)
     for i, (name, ax) in enumerate(zip(series.columns, axes[:, 0])):
         rows = future[future["series"] == name]
         past = None if results is None else results[(results["series"] == name) & (results["method"] == chosen[name])]
         change = rows["forecast"].sum() / series[name].iloc[-len(rows):].sum() - 1
         title = (f"{SERIES_NAMES.get(name, name)}: {'up' if change > 0 else 'down'} {abs(change):.0%} "
-                 f"over the next {len(rows)} months")
+                 f"over the next {len(rows)} months ({chosen[name]})")
         plot_forecast(series[name], rows, units.get(name, "count"), title, past, ax=ax,
-                      legend="outside" if i == 0 else None)
+                      legend="below" if i == last else None)
     fig.tight_layout()
     return fig
 
