@@ -117,3 +117,19 @@ def test_backtest_targets_on_the_default_world(world_20k):
         assert row["mape"] <= 0.10 and row["mape_vs_benchmark"] <= 0.5, (series_name, method, row)
     chosen = results.merge(best.rename("method").reset_index())
     assert 0.70 <= chosen["covered"].mean() <= 0.90, chosen["covered"].mean()
+
+
+def test_revenue_outlook_forecasts_the_year_from_the_months_before_it(small_warehouse):
+    """The periodic report's forecast: fitted on the months before January, the year's twelve
+    months, actuals up to the period only; none without two years before."""
+    with wh.reading(small_warehouse) as con:
+        history, outlook = fc.revenue_outlook(con, "2025-05-31")
+        _, too_early = fc.revenue_outlook(con, "2024-05-31")
+    assert too_early is None
+    assert outlook["month"].tolist() == list(pd.date_range("2025-01-01", periods=12, freq="MS"))
+    assert outlook["actual"].notna().sum() == 5 and history.index.max() == pd.Timestamp("2025-05-01")
+    assert np.allclose(outlook["actual"].dropna(), history.loc["2025-01-01":"2025-05-01"])
+    assert (outlook["lower"] <= outlook["forecast"]).all() and (outlook["forecast"] <= outlook["upper"]).all()
+    words = fc.outlook_words(outlook, lambda v: f"£{v:,.0f}")
+    assert words.startswith("2025 so far (5 months)") and "remaining 7 months" in words
+    assert fc.outlook_words(None, str).startswith("No forecast")

@@ -288,3 +288,73 @@ def outlook_sentence(series: pd.DataFrame, future: pd.DataFrame, money) -> str:
                      f"{LEVEL:.0%} interval of the first month {shown(rows['lower'].iloc[0])} to "
                      f"{shown(rows['upper'].iloc[0])})")
     return f"Over the next {n} months: " + "; ".join(parts) + "."
+
+
+# --- the periodic report: this year's forecast against the actuals so far -----------------------
+
+def revenue_outlook(con, period_end, level: float = LEVEL, **kpi_filters) -> tuple[pd.Series, pd.DataFrame | None]:
+    """Monthly revenue up to `period_end` and the year's forecast made at its start.
+
+    Holt-Winters (:func:`holt_winters`) is fitted on the months before January of `period_end`'s
+    year and forecasts that year's twelve months: the forecast a plan would have used. Returns
+    (history: revenue per month up to `period_end`; outlook: month, forecast, lower, upper,
+    actual (NaN for months after `period_end`), or None when fewer than two years of months, or a
+    month without revenue, come before the year). `kpi_filters`: a slice, as
+    :func:`crm_helpers.information.kpis.kpi_table` takes it.
+    """
+    end = pd.Timestamp(periods.as_date(period_end))
+    table = kpis.kpi_table(con, "month", end=end.replace(day=1), **kpi_filters)
+    history = table.set_index("period_start")["revenue"].rename("revenue")
+    history.index = pd.DatetimeIndex(history.index, name="month")
+    origin = pd.Timestamp(end.year, 1, 1)
+    before = history[history.index < origin]
+    if len(before) < 2 * SEASON or missing_months(before.to_frame()) or (before <= 0).any():
+        return history, None
+    out = holt_winters(before, SEASON, level=level).rename_axis("month").reset_index()
+    out["actual"] = out["month"].map(history[history.index >= origin])
+    return history, out
+
+
+def outlook_words(outlook: pd.DataFrame | None, money, level: float = LEVEL) -> str:
+    """This year's actual revenue so far against the forecast made at its start, in words."""
+    if outlook is None:
+        return "No forecast: fewer than two complete years of months come before this year."
+    done = outlook.dropna(subset=["actual"])
+    year = outlook["month"].iloc[0].year
+    inside = done["actual"].between(done["lower"], done["upper"])
+    actual, planned = done["actual"].sum(), done["forecast"].sum()
+    rest = outlook[outlook["actual"].isna()]
+    words = (f"{year} so far ({len(done)} months): revenue {money(actual)} against {money(planned)} forecast at "
+             f"the start of the year ({'above' if actual > planned else 'below'} by "
+             f"{abs(actual / planned - 1):.1%}); {int(inside.sum())} of the {len(done)} months fell inside the "
+             f"{level:.0%} interval")
+    if len(inside) and not inside.iloc[-1]:
+        words += f", not the latest ({done['month'].iloc[-1]:%Y-%m})"
+    if len(rest):
+        what = "The last month is" if len(rest) == 1 else f"The remaining {len(rest)} months are"
+        words += f". {what} forecast at {money(rest['forecast'].sum())}"
+    return words + "."
+
+
+def plot_outlook(history: pd.Series, outlook: pd.DataFrame, unit: str = "money", level: float = LEVEL, ax=None):
+    """The months before the year and its actuals (line) against the year's forecast (dashed)
+    and its interval (band)."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    ax = ax or plt.subplots(figsize=(10, 4))[1]
+    shown = history[history.index >= outlook["month"].iloc[0] - pd.DateOffset(months=SEASON)]
+    ax.plot(shown.index, shown.to_numpy(), color="C0", marker="o", ms=3, label="actual")
+    ax.plot(outlook["month"], outlook["forecast"], color="C1", ls="--", marker="s", ms=3,
+            label="forecast made at the start of the year")
+    ax.fill_between(outlook["month"], outlook["lower"], outlook["upper"], color="C1", alpha=0.25,
+                    label=f"{level:.0%} prediction interval")
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    done = outlook.dropna(subset=["actual"])
+    direction = "above" if done["actual"].sum() > done["forecast"].sum() else "below"
+    title = f"Revenue so far in {outlook['month'].iloc[0].year}: {direction} the forecast made at the start of the year"
+    return plots.finish(ax, title, x="month", y="revenue", yunit=unit)
