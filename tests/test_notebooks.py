@@ -96,3 +96,10 @@ def test_mixed_up_categories_stop_next_best_offer(small_world, small_warehouse, 
         WHERE category IN ('Footwear', 'Electronics')""")
     message = failed_check("06_next_best_offer.ipynb", small_world, warehouse, tmp_path)
     assert "designed" in message
+
+def test_a_month_without_sales_stops_the_forecast(small_world, small_warehouse, tmp_path):
+    """07: a month missing from the monthly series would shift the seasons; the notebook names it."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        DELETE FROM fact_order_line WHERE order_date BETWEEN DATE '2024-06-01' AND DATE '2024-06-30'""")
+    message = failed_check("07_new_customers_and_forecast.ipynb", small_world, warehouse, tmp_path)
+    assert message == "months missing from the series: 2024-06"
