@@ -90,6 +90,27 @@ def test_scores_that_break_a_contract_change_nothing(small_warehouse, tmp_path):
     assert len(got) == 3 and (got["model_version"] == "v1").all()
 
 
+def test_first_year_values_join_the_scores_of_their_date(small_warehouse, tmp_path):
+    """New customers' first-year values fill their column beside the BTYD scores, add a row for a
+    customer not yet scored, replace the date's earlier values on a rerun, and leave other dates."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(small_warehouse, warehouse)
+    with wh.reading(warehouse) as con:
+        ids = con.table("dim_customer").customer_id.execute().head(6).tolist()
+    scores.write_customer_scores(warehouse, pd.DataFrame({"customer_id": ids[:4], "clv": 10.0}), "2025-12-31", "btyd")
+    scores.write_customer_scores(warehouse, pd.DataFrame({"customer_id": ids[:2], "clv": 5.0}), "2024-12-31", "btyd")
+    first = pd.DataFrame({"customer_id": [ids[0], ids[1], ids[4]], "first_year_value": [100.0, 200.0, 300.0]})
+    assert scores.write_first_year_values(warehouse, first, "2025-12-31", "new") == 3
+    assert scores.write_first_year_values(warehouse, first.tail(2), "2025-12-31", "new") == 2
+    got = scores.read_customer_scores(warehouse, "2025-12-31").set_index("customer_id")
+    assert len(got) == 5 and got.loc[ids[0], "clv"] == 10.0 and pd.isna(got.loc[ids[0], "first_year_value"])
+    assert got.loc[ids[1], "first_year_value"] == 200.0 and got.loc[ids[4], "first_year_value"] == 300.0
+    assert pd.isna(got.loc[ids[4], "clv"]) and got.loc[ids[4], "model_version"] == "new"
+    assert scores.read_customer_scores(warehouse, "2024-12-31")["first_year_value"].isna().all()
+    with pytest.raises(scores.ScoresRejected, match="first_year_value"):
+        scores.write_first_year_values(warehouse, first.assign(first_year_value=-1.0), "2025-12-31", "new")
+
+
 def test_full_bayesian_fits_give_each_customer_an_interval(cdnow_split):
     """fit_method="mcmc": a short NUTS run on part of CDNOW; each CLV's interval holds its mean."""
     _, summary = cdnow_split

@@ -184,4 +184,5 @@ SCORE_CONTRACTS: list[Contract] = [
     between("customer_scores", "churn_probability", 0, 1),
     between("customer_scores", "expected_purchases_365d", 0),
     between("customer_scores", "clv", 0),
+    between("customer_scores", "first_year_value", 0),
 ]

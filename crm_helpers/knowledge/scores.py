@@ -2,7 +2,9 @@
 
 One row per customer and ``as_of`` date: segment, p_alive, expected_purchases_365d, clv,
 churn_probability and the ``model_version`` that produced them (plus ``scored_at``, when they were
-written). The wisdom stage reads them to choose whom to contact. Writing the scores of an
+written); customers under 90 days old also get ``first_year_value``, the new-customer model's
+12-month value (notebook 07, :func:`write_first_year_values`), which BTYD cannot judge from a
+purchase or two. The wisdom stage reads them to choose whom to contact. Writing the scores of an
 ``as_of`` again replaces that date's rows in one transaction: a rerun never duplicates, and a run
 that fails or is killed leaves the last complete state. The table's contracts
 (``contracts.SCORE_CONTRACTS``: one row per customer and date, scores in range, every customer in
@@ -23,7 +25,7 @@ from crm_helpers.information import contracts
 TABLE = "customer_scores"
 COLUMNS = {"customer_id": "BIGINT", "as_of": "DATE", "segment": "VARCHAR", "p_alive": "DOUBLE",
            "expected_purchases_365d": "DOUBLE", "clv": "DOUBLE", "churn_probability": "DOUBLE",
-           "model_version": "VARCHAR", "scored_at": "TIMESTAMP"}
+           "model_version": "VARCHAR", "scored_at": "TIMESTAMP", "first_year_value": "DOUBLE"}
 SCORES = ["segment", "p_alive", "expected_purchases_365d", "clv", "churn_probability"]
 
 
@@ -63,6 +65,7 @@ def write_customer_scores(con_or_path: BaseBackend | str | Path | None, scores: 
     raw = con.con
     try:
         raw.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})")
+        raw.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS first_year_value DOUBLE")
         raw.register("_scores_in", rows)
         try:
             with wh.transaction(raw):
@@ -79,6 +82,49 @@ def write_customer_scores(con_or_path: BaseBackend | str | Path | None, scores: 
                         for r in broken.itertuples()))
         finally:
             raw.unregister("_scores_in")
+    finally:
+        if own:
+            con.disconnect()
+    return len(rows)
+
+
+def write_first_year_values(con_or_path: BaseBackend | str | Path | None, values: pd.DataFrame, as_of,
+                            model_version: str) -> int:
+    """Set ``first_year_value`` of the customers in ``values`` (customer_id, first_year_value) in
+    the scores of ``as_of``, in one transaction; returns the customers written.
+
+    A customer already scored on ``as_of`` keeps the other scores; one not yet scored gets a row
+    of its own (other scores NULL, ``model_version``). Earlier first-year values of that date are
+    cleared first, so a rerun replaces them. Contracts as :func:`write_customer_scores`.
+    """
+    own = con_or_path is None or isinstance(con_or_path, (str, Path))
+    con = wh.connect(con_or_path) if own else con_or_path
+    day = pd.Timestamp(as_of).date()
+    rows = pd.DataFrame({"customer_id": values["customer_id"].astype("int64").to_numpy(),
+                         "first_year_value": values["first_year_value"].astype("float64").to_numpy()})
+    raw = con.con
+    try:
+        raw.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                    f"({', '.join(f'{name} {kind}' for name, kind in COLUMNS.items())})")
+        raw.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS first_year_value DOUBLE")
+        raw.register("_values_in", rows)
+        try:
+            with wh.transaction(raw):
+                raw.execute(f"UPDATE {TABLE} SET first_year_value = NULL WHERE as_of = ?", [day])
+                raw.execute(f"UPDATE {TABLE} AS s SET first_year_value = v.first_year_value "
+                            f"FROM _values_in AS v WHERE s.customer_id = v.customer_id AND s.as_of = ?", [day])
+                raw.execute(f"INSERT INTO {TABLE} (customer_id, as_of, model_version, scored_at, first_year_value) "
+                            f"SELECT v.customer_id, ?, ?, now()::TIMESTAMP, v.first_year_value FROM _values_in AS v "
+                            f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} AS s "
+                            f"WHERE s.customer_id = v.customer_id AND s.as_of = ?)", [day, model_version, day])
+                results = contracts.check(con, contracts=contracts.SCORE_CONTRACTS)
+                broken = results[results.failures > 0]
+                if len(broken):
+                    raise ScoresRejected("customer_scores unchanged: " + "; ".join(
+                        f"contract '{r.contract}' broken by {r.failures:,} rows (e.g. {r.example})"
+                        for r in broken.itertuples()))
+        finally:
+            raw.unregister("_values_in")
     finally:
         if own:
             con.disconnect()

@@ -36,6 +36,8 @@ from crm_helpers.information import rfm, star
 
 #: Customers with fewer purchases (orders) than this are not segmented: one order shows no habit.
 MIN_ORDERS = 2
+#: The segment shown for a customer with fewer orders than MIN_ORDERS (customer_scores, reports).
+UNSEGMENTED = "One order so far"
 #: Pseudo-orders (or lines) of the overall mix added to every customer's shares.
 SHRINKAGE = 2.0
 #: Principal components kept of the standardised category shares.
