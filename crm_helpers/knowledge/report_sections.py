@@ -32,8 +32,8 @@ TOP_AT_RISK = 10
 NOT_SCORED = "(not scored)"
 NO_SEGMENT = "(no segment)"
 #: Which notebook writes each table, for the sentence shown when it is missing.
-PRODUCED_BY = {scores.TABLE: ("notebook 05 (notebooks/05_value_and_risk.ipynb)", "the customer scores"),
-               next_best.TABLE: ("notebook 06 (notebooks/06_next_best_offer.ipynb)", "the next best offers")}
+PRODUCED_BY = {scores.TABLE: ("notebook 05 (notebooks/05_value_and_risk.ipynb)", "customer scores"),
+               next_best.TABLE: ("notebook 06 (notebooks/06_next_best_offer.ipynb)", "next best offers")}
 
 
 def scoring_dates(con, table: str, day) -> list[date]:
