@@ -103,3 +103,18 @@ def test_a_month_without_sales_stops_the_forecast(small_world, small_warehouse, 
         DELETE FROM fact_order_line WHERE order_date BETWEEN DATE '2024-06-01' AND DATE '2024-06-30'""")
     message = failed_check("07_new_customers_and_forecast.ipynb", small_world, warehouse, tmp_path)
     assert message == "months missing from the series: 2024-06"
+
+def test_churn_probabilities_above_one_stop_the_periodic_report(small_world, small_warehouse, tmp_path):
+    """Periodic report (section 9): scores whose churn probability exceeds 1 put more value at risk
+    than the base has; the report's check says so instead of printing it."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        CREATE TABLE customer_scores AS
+        SELECT customer_id, DATE '2025-06-30' AS as_of, 'Loyal' AS segment, 0.5 AS p_alive,
+               1.0 AS expected_purchases_365d, 100.0 AS clv, 1.5 AS churn_probability, 'broken' AS model_version
+        FROM dim_customer""")
+    with pytest.raises(papermill.PapermillExecutionError) as failure:
+        papermill.execute_notebook(NOTEBOOKS / "reports" / "periodic_report.ipynb", tmp_path / "report.ipynb",
+                                   cwd=NOTEBOOKS / "reports", parameters={"warehouse": str(warehouse)},
+                                   progress_bar=False)
+    assert failure.value.ename == "AssertionError"
+    assert failure.value.evalue.startswith("CLV at risk outside 0..total CLV")

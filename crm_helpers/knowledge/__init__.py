@@ -16,4 +16,7 @@ where the business is heading.
 - New customers and forecasts (notebook 07): ``new_customers.py`` (12-month value from first
   impressions) and ``forecast.py`` (Holt-Winters and SARIMAX against seasonal naive, in a
   rolling-origin backtest).
+- The periodic report's knowledge sections: ``report_sections.py`` (segments, migration, churn
+  risk and CLV at risk from ``customer_scores``; cross-sell by category from ``next_best_offer``;
+  light reads, no fitting).
 """
