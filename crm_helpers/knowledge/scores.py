@@ -33,6 +33,17 @@ class ScoresRejected(RuntimeError):
     """Scores that break a contract of ``customer_scores``; the table was left as it was."""
 
 
+def _check_contracts(con: BaseBackend) -> None:
+    """Raise :class:`ScoresRejected` naming every broken contract of ``customer_scores`` (inside
+    the writer's transaction, so the table is left as it was)."""
+    results = contracts.check(con, contracts=contracts.SCORE_CONTRACTS)
+    broken = results[results.failures > 0]
+    if len(broken):
+        raise ScoresRejected("customer_scores unchanged: " + "; ".join(
+            f"contract '{r.contract}' broken by {r.failures:,} rows (e.g. {r.example})"
+            for r in broken.itertuples()))
+
+
 def _rows(scores: pd.DataFrame, as_of, model_version: str) -> pd.DataFrame:
     """The rows to insert: every column of :data:`COLUMNS`, those missing in ``scores`` as NULL."""
     data = scores.reset_index() if "customer_id" not in scores.columns else scores
@@ -74,12 +85,7 @@ def write_customer_scores(con_or_path: BaseBackend | str | Path | None, scores: 
                 names = ", ".join(rows.columns)
                 raw.execute(f"INSERT INTO {TABLE} ({names}, scored_at) "
                             f"SELECT {names}, now()::TIMESTAMP FROM _scores_in")
-                results = contracts.check(con, contracts=contracts.SCORE_CONTRACTS)
-                broken = results[results.failures > 0]
-                if len(broken):
-                    raise ScoresRejected("customer_scores unchanged: " + "; ".join(
-                        f"contract '{r.contract}' broken by {r.failures:,} rows (e.g. {r.example})"
-                        for r in broken.itertuples()))
+                _check_contracts(con)
         finally:
             raw.unregister("_scores_in")
     finally:
@@ -117,12 +123,7 @@ def write_first_year_values(con_or_path: BaseBackend | str | Path | None, values
                             f"SELECT v.customer_id, ?, ?, now()::TIMESTAMP, v.first_year_value FROM _values_in AS v "
                             f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} AS s "
                             f"WHERE s.customer_id = v.customer_id AND s.as_of = ?)", [day, model_version, day])
-                results = contracts.check(con, contracts=contracts.SCORE_CONTRACTS)
-                broken = results[results.failures > 0]
-                if len(broken):
-                    raise ScoresRejected("customer_scores unchanged: " + "; ".join(
-                        f"contract '{r.contract}' broken by {r.failures:,} rows (e.g. {r.example})"
-                        for r in broken.itertuples()))
+                _check_contracts(con)
         finally:
             raw.unregister("_values_in")
     finally:
