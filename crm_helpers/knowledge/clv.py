@@ -155,8 +155,24 @@ def _fit(model, data: pd.DataFrame, method: str, draws: int, chains: int, random
         return _fit_with(model, data, method, draws, chains, random_seed)
 
 
+#: The Pareto/NBD's likelihood holds a hypergeometric function whose gradient PyTensor evaluates by a
+#: slow series, so a gradient-based MAP takes many minutes; Powell's method needs no gradient. With
+#: flat priors the search escapes to parameters where that function breaks down (r and beta at
+#: 10^4 on the sample worlds); pymc-marketing's weakly informative default priors keep it in range,
+#: so the Pareto/NBD's MAP uses them (10-15 s on 2k-20k customers; bench/RESULTS.md, issue 10).
+PARETO_MAP = {"method": "Powell"}
+
+
+def default_priors(kind: str, method: str) -> dict:
+    """The ``model_config`` a fit uses unless told otherwise: flat priors (the MAP is then the
+    maximum-likelihood fit), except the Pareto/NBD's MAP, which keeps the library's defaults."""
+    return {} if (kind, method) == ("Pareto/NBD", "map") else flat_priors(kind)
+
+
 def _fit_with(model, data: pd.DataFrame, method: str, draws: int, chains: int, random_seed: int):
-    if method == "map":
+    if method == "map" and isinstance(model, ParetoNBDModel):
+        model.fit(data, method="map", progressbar=False, random_seed=random_seed, map_kwargs=PARETO_MAP)
+    elif method == "map":
         model.fit(data, method="map", progressbar=False, random_seed=random_seed)
     elif method == "mcmc":
         model.fit(data, method="mcmc", draws=draws, tune=draws, chains=chains, cores=1,
@@ -169,9 +185,10 @@ def _fit_with(model, data: pd.DataFrame, method: str, draws: int, chains: int, r
 def fit_purchases(summary: pd.DataFrame, kind: str = "BG/NBD", method: str = "map", draws: int = 500,
                   chains: int = 2, random_seed: int = 0, model_config: dict | None = None):
     """A purchase model (``kind``: BG/NBD, MBG/NBD or Pareto/NBD) fitted on customer_id,
-    frequency, recency and T; flat priors unless ``model_config`` says otherwise; ``method``
+    frequency, recency and T; priors from ``model_config``, else :func:`default_priors`; ``method``
     ``map`` (default) or ``mcmc`` (``draws`` after as many tuning steps, per chain)."""
-    model = PURCHASE_MODELS[kind](model_config=model_config or flat_priors(kind))
+    config = default_priors(kind, method) if model_config is None else model_config
+    model = PURCHASE_MODELS[kind](model_config=config)
     return _fit(model, summary[SUMMARY_COLUMNS], method, draws, chains, random_seed)
 
 
