@@ -182,8 +182,8 @@ def designed_order(truth_dir: Path, campaigns) -> dict[str, list[str]]:
     design = tr.read_truth("campaign_design", truth_dir)[["campaign_id", "channel"]]
     effects = effects[effects["campaign_id"].isin(campaigns)].merge(design, on="campaign_id")
     n = effects["contacted"].astype(float)
-    weighted = (effects["true_uplift"].astype(float) * n).groupby([effects["channel"], effects["segment"]]).sum()
-    mean = weighted / n.groupby([effects["channel"], effects["segment"]]).sum()
+    keys = [effects["channel"], effects["segment"]]
+    mean = (effects["true_uplift"].astype(float) * n).groupby(keys).sum() / n.groupby(keys).sum()
     return {ch: s.droplevel(0).sort_values(ascending=False).index.tolist() for ch, s in mean.groupby(level=0)}
 
 

@@ -323,7 +323,8 @@ def calibration(con: BaseBackend | str | Path | None) -> dict[str, float]:
     if rows.empty:
         return {}
     n = rows["n_treatment"].astype(float)
-    pooled = (rows["uplift"] * n).groupby(rows["channel"]).sum() / (rows["planned"] * n).groupby(rows["channel"]).sum()
+    by = rows["channel"]
+    pooled = (rows["uplift"] * n).groupby(by).sum() / (rows["planned"] * n).groupby(by).sum()
     return {str(k): float(v) for k, v in pooled.items()}
 
 
@@ -369,7 +370,8 @@ def qini_coefficient(curves: pd.DataFrame) -> float:
     return float(np.trapezoid(curves["qini"] - diagonal, curves["share"]))
 
 
-def split_customers(history: pd.DataFrame, test_share: float = TEST_SHARE, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_customers(history: pd.DataFrame, test_share: float = TEST_SHARE,
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) rows of ``history``, split by customer (all of a customer's campaigns on one
     side), seeded."""
     ids = np.sort(history["customer_id"].unique())
@@ -415,7 +417,8 @@ def evaluate(scored: pd.DataFrame, by: str | None = "channel") -> pd.DataFrame:
 def curves_by_model(scored: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Arm-weighted :func:`uplift_curves` of each score in :data:`SCORES`, by reader's name."""
     w = arm_weights(scored["treated"], scored["treatment_share"])
-    return {name: uplift_curves(scored["bought"], scored["treated"], scored[col], w) for col, name in SCORES.items()}
+    return {name: uplift_curves(scored["bought"], scored["treated"], scored[col], w)
+            for col, name in SCORES.items()}
 
 
 def qini_plot(curves: dict[str, pd.DataFrame], title: str | None = None, ax=None):
@@ -444,8 +447,8 @@ def qini_plot(curves: dict[str, pd.DataFrame], title: str | None = None, ax=None
                         xunit="rate", yunit="rate", truncated=False)
 
 
-def uplift_curve_plot(curves: dict[str, pd.DataFrame], title: str = "Uplift curves: incremental buyers among the top k",
-                      ax=None):
+def uplift_curve_plot(curves: dict[str, pd.DataFrame],
+                      title: str = "Uplift curves: incremental buyers among the top k", ax=None):
     """Uplift curves ((r_t − r_c) × k/N against the share contacted) of several scores."""
     import matplotlib.pyplot as plt
 
@@ -454,7 +457,8 @@ def uplift_curve_plot(curves: dict[str, pd.DataFrame], title: str = "Uplift curv
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.8))
     for i, (name, c) in enumerate(curves.items()):
-        ax.plot(c["share"], c["uplift"], color=f"C{i}", label=name, ls="--" if name == SCORES["random"] else "-")
+        dashed = name == SCORES["random"]
+        ax.plot(c["share"], c["uplift"], color=f"C{i}", label=name, ls="--" if dashed else "-")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_xlim(0, 1)
     return plots.finish(ax, title, x="customers contacted, best first", y="incremental buyers",
@@ -475,16 +479,22 @@ def current_segments(con: BaseBackend | str | Path | None) -> pd.Series | None:
     return s.set_index("customer_id")["segment"].sort_index()
 
 
-def segment_uplift(scored: pd.DataFrame, segment: pd.Series, score: str = "uplift_x",
+#: The one group :func:`segment_uplift` shows when no segments are known.
+ALL_CUSTOMERS = "all customers"
+
+
+def segment_uplift(scored: pd.DataFrame, segment: pd.Series | None, score: str = "uplift_x",
                    by: str | None = "channel") -> pd.DataFrame:
     """Mean estimated uplift (``score``) per segment (and per ``by``), with the customers behind it.
 
     ``scored``: rows with customer_id and the score (:func:`score_rows` of history rows, or a
     frame of today's predictions); ``segment``: customer_id → segment name (``customer_scores``
-    via :func:`current_segments`, or, on the sample, the true segment). Rows whose customer has
-    no segment are left out. Columns: segment, (by), uplift, rows; highest uplift first per group.
+    via :func:`current_segments`, or, on the sample, the true segment; None: one group
+    :data:`ALL_CUSTOMERS`). Rows whose customer has no segment are left out. Columns: (by),
+    segment, uplift, rows; highest uplift first per group.
     """
-    rows = scored.assign(segment=scored["customer_id"].map(segment)).dropna(subset=["segment"])
+    named = ALL_CUSTOMERS if segment is None else scored["customer_id"].map(segment)
+    rows = scored.assign(segment=named).dropna(subset=["segment"])
     keys = [by, "segment"] if by else ["segment"]
     out = rows.groupby(keys)[score].agg(uplift="mean", rows="size").reset_index()
     return out.sort_values([*([by] if by else []), "uplift"], ascending=[*([True] if by else []), False],
