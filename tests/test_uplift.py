@@ -50,6 +50,15 @@ def test_ties_enter_together_and_weights_act_as_copies():
     pd.testing.assert_frame_equal(weighted, copied)
 
 
+def test_qini_plot_states_the_finding_with_the_legend_outside():
+    c = up.uplift_curves(**HAND)
+    ax = up.qini_plot({up.SCORES["uplift_x"]: c, up.SCORES["random"]: c})
+    assert ax.get_title().startswith(f"Contacting the best 30%: {up.SCORES['uplift_x']} 50.0%")
+    legend = ax.get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1
+    assert "%" in ax.get_ylabel() and "%" in ax.get_xlabel()
+
+
 def test_arm_weights_balance_each_campaign():
     treated = pd.Series([True] * 8 + [False] * 2 + [True] * 5 + [False] * 5)
     share = treated.groupby(np.repeat([0, 1], 10)).transform("mean")

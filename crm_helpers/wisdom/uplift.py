@@ -241,8 +241,7 @@ def fit_channel(history: pd.DataFrame, features=FEATURES, seed: int = 0, **setti
         tau1 = _regressor(seed, **settings).fit(x[t], d1, sample_weight=w[t])
         tau0 = _regressor(seed, **settings).fit(x[~t], d0, sample_weight=w[~t])
         response = _classifier(seed, **settings).fit(x[t], y[t])
-    share = float(np.average(t, weights=np.ones(len(t))))
-    return ChannelModel(mu0, mu1, tau0, tau1, response, share, len(h))
+    return ChannelModel(mu0, mu1, tau0, tau1, response, float(t.mean()), len(h))
 
 
 def fit(history: pd.DataFrame, features=FEATURES, seed: int = 0, method: str = "x",
@@ -421,6 +420,18 @@ def curves_by_model(scored: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for col, name in SCORES.items()}
 
 
+def qini_title(curves: dict[str, pd.DataFrame], share: float = 0.3) -> str:
+    """The Qini chart's finding: incremental buyers when the best ``share`` is contacted, by the
+    first score and by the response model (when both are there)."""
+    at = {name: float(np.interp(share, c["share"], c["qini"])) for name, c in curves.items()}
+    first = next(iter(curves))
+    text = f"Contacting the best {share:.0%}: {first} {at[first]:.1%} incremental buyers"
+    response = SCORES["p_response"]
+    if response in at and response != first:
+        text += f", response model {at[response]:.1%}"
+    return text + " (share of customers)"
+
+
 def qini_plot(curves: dict[str, pd.DataFrame], title: str | None = None, ax=None):
     """Qini curves (incremental buyers, % of customers, against the share contacted) of several
     scores, with the random-targeting diagonal; legend outside. Returns ``ax``."""
@@ -439,10 +450,7 @@ def qini_plot(curves: dict[str, pd.DataFrame], title: str | None = None, ax=None
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_xlim(0, 1)
     if title is None:
-        first, c = next(iter(curves.items()))
-        peak = c["qini"].max()
-        title = (f"{first}: contacting its top {c.loc[c['qini'].idxmax(), 'share']:.0%} gives the most "
-                 f"incremental buyers ({peak:.1%} of customers)")
+        title = qini_title(curves)
     return plots.finish(ax, title, x="customers contacted, best first", y="incremental buyers",
                         xunit="rate", yunit="rate", truncated=False)
 
