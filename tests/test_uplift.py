@@ -151,6 +151,7 @@ def test_history_matches_the_contacts_and_outcomes_of_the_truth(small_warehouse,
         history = up.campaign_history(con)
         persons = tr.customer_persons(con, small_truth_dir)
         today = up.customer_features(con, up.as_of_default(con))
+        pd.testing.assert_frame_equal(history, up.campaign_history(con))  # same data, same features
     assert not history.duplicated(["campaign_id", "customer_id"]).any()
     assert set(history["channel"]) == {"email", "sms"}
     # Features see only the days before the start (recency >= 1 day).

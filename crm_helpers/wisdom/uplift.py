@@ -127,7 +127,14 @@ def customer_features(con: BaseBackend | str | Path | None, as_of, customers=Non
         who = who.filter(who.customer_id.isin([int(c) for c in customers]))
     who = who.mutate(as_of=ibis.date(pd.Timestamp(as_of).date()))
     out = _with_features(con, who, _web_channel(con, web_channel)).execute()
-    return out.drop(columns="as_of").set_index("customer_id").sort_index()
+    return _rounded(out.drop(columns="as_of").set_index("customer_id").sort_index())
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Floats to 9 decimals: the engine's parallel float sums differ in the last digits, which
+    would move the trees' split points between runs."""
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{c: frame[c].round(9) for c in floats})
 
 
 def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
@@ -177,7 +184,7 @@ def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
     out["treatment_share"] = out.groupby("campaign_id")["treated"].transform("mean")
     cols = ["customer_id", "campaign_id", "channel", "offer", "start_date", "treated", "treatment_share",
             "bought", "revenue", "margin", *FEATURES]
-    return out[cols].sort_values(["campaign_id", "customer_id"], ignore_index=True)
+    return _rounded(out[cols].sort_values(["campaign_id", "customer_id"], ignore_index=True))
 
 
 # ---------------------------------------------------------------------------------------------
