@@ -482,6 +482,30 @@ def optimise(candidates: pd.DataFrame, budget: float, capacity: dict[str, int] |
     return _lagrangian(p, time_limit, started, progress, target_gap)
 
 
+def solve_both(candidates: pd.DataFrame, budget: float, capacity: dict[str, int] | None = None,
+               max_per_customer: int = 1, conflicts=CONFLICTS, max_rows: int = MILP_MAX_ROWS,
+               time_limit: float = 600) -> dict[str, Plan]:
+    """The same problem solved by relaxation and, when it has at most ``max_rows`` eligible rows, exactly.
+
+    Returns ``{"milp": Plan, "lagrangian": Plan}`` (no ``"milp"`` above ``max_rows``), so a
+    notebook can show how close the relaxation comes to the exact optimum.
+    """
+    rules = dict(budget=budget, capacity=capacity, max_per_customer=max_per_customer, conflicts=conflicts,
+                 time_limit=time_limit)
+    out = {}
+    if int(_eligible(candidates).sum()) <= max_rows:
+        out["milp"] = optimise(candidates, method="milp", **rules)
+    out["lagrangian"] = optimise(candidates, method="lagrangian", **rules)
+    return out
+
+
+def solver_table(plans: dict[str, Plan]) -> pd.DataFrame:
+    """Solvers side by side: contacts, cost, objective (expected net margin), bound, gap and seconds."""
+    rows = {name: {"contacts": p.contacts, "cost": p.cost, "objective": p.objective, "bound": p.bound, "gap": p.gap,
+                   "seconds": p.seconds} for name, p in plans.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
 def greedy(candidates: pd.DataFrame, key: str, budget: float, capacity: dict[str, int] | None = None,
            max_per_customer: int = 1, conflicts=CONFLICTS) -> Plan:
     """Baseline "contact the top rows by ``key``": down the list while the rules allow, until the budget runs out.
