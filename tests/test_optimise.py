@@ -71,6 +71,8 @@ def test_greedy_takes_the_top_rows_until_the_budget_runs_out():
     table = opt.compare({"greedy": plan, "optimised": opt.optimise(candidates, budget=2.0)})
     assert table.loc["greedy", "sleeping_dogs"] == 1 and table.loc["optimised", "sleeping_dogs"] == 0
     assert table.loc["optimised", "net_margin"] > table.loc["greedy", "net_margin"]
+    ax = opt.plot_compare(table)
+    assert ax.get_title().startswith("Optimised earns") and "more than greedy" in ax.get_title()
 
 
 @st.composite

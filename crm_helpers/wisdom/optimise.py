@@ -563,17 +563,24 @@ def _channels(plans: dict[str, Plan]) -> list[str]:
 
 
 def plot_compare(table: pd.DataFrame, ax=None):
-    """Bar chart of each plan's expected net margin (from :func:`compare`), the best plan named in the title."""
+    """Bar chart of each plan's expected net margin (from :func:`compare`), each bar labelled with its
+    amount; the title names the best plan and its lead over the runner-up. Returns ``ax``."""
     import matplotlib.pyplot as plt
 
-    from crm_helpers import plots
+    from crm_helpers import display, plots
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    data = table["net_margin"]
-    ax.barh([str(i) for i in data.index], data.to_numpy(), color=["C0" if v == data.max() else "C7" for v in data])
+        _, ax = plt.subplots(figsize=(8, 0.8 + 0.6 * len(table)))
+    data = table["net_margin"].sort_values(ascending=False)
+    bars = ax.barh([str(i) for i in data.index], data.to_numpy(), color=["C0"] + ["C7"] * (len(data) - 1))
+    ax.bar_label(bars, labels=[display.fmt(v, "money") for v in data], padding=3)
     ax.invert_yaxis()
-    plots.finish(ax, f"{data.idxmax()} earns the most expected net margin", x="expected net margin", xunit="money")
+    ax.set_xlim(min(0.0, float(data.min()) * 1.2), max(0.0, float(data.max())) * 1.2)
+    best = str(data.index[0])
+    title = f"{best[:1].upper()}{best[1:]} earns the most"
+    if len(data) > 1:
+        title = f"{best[:1].upper()}{best[1:]} earns {display.fmt(data.iloc[0] - data.iloc[1], 'money')} more than {data.index[1]}"
+    plots.finish(ax, title, x="expected net margin", xunit="money")
     return ax
 
 
