@@ -593,7 +593,7 @@ def synthetic_candidates(n_customers: int, seed: int = 0, consent: float = 0.6,
     """A realistic candidate table for ``n_customers`` x 3 channels x 4 offers, for tests and benchmarks.
 
     Margins are skewed (log-normal, a few big customers); uplift depends on the customer and the
-    channel (calls lift most, then SMS, then e-mail) and is negative for about one row in eight
+    channel (calls lift most, then SMS, then e-mail) and is negative for about one row in ten
     ("sleeping dogs", who often have a high response probability); each channel has ~``consent``
     opt-in (calls share the SMS opt-in) and 3% of customers are on do-not-contact. Not every
     offer applies to every customer (win-back only to lapsed ones, retention only to active ones).
