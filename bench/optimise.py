@@ -56,7 +56,8 @@ def bench_size(n: int, runs: int, milp_max: int, milp_limit: float, seed: int = 
             if exact.seconds > 60:
                 break
         if exact is not None:
-            out |= {"milp_seconds": statistics.median(times), "milp_runs": len(times), "milp_objective": exact.objective,
+            out |= {"milp_seconds": statistics.median(times), "milp_runs": len(times),
+                    "milp_objective": exact.objective,
                     "milp_bound": exact.bound, "milp_status": exact.details["status"],
                     "lag_vs_milp": (exact.objective - plan.objective) / exact.objective}
     out["load_after"] = load()

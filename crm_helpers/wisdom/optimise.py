@@ -579,7 +579,8 @@ def plot_compare(table: pd.DataFrame, ax=None):
     best = str(data.index[0])
     title = f"{best[:1].upper()}{best[1:]} earns the most"
     if len(data) > 1:
-        title = f"{best[:1].upper()}{best[1:]} earns {display.fmt(data.iloc[0] - data.iloc[1], 'money')} more than {data.index[1]}"
+        lead = display.fmt(data.iloc[0] - data.iloc[1], "money")
+        title = f"{best[:1].upper()}{best[1:]} earns {lead} more than {data.index[1]}"
     plots.finish(ax, title, x="expected net margin", xunit="money")
     return ax
 
@@ -626,7 +627,8 @@ def synthetic_candidates(n_customers: int, seed: int = 0, consent: float = 0.6,
     return out[cols].sort_values(["customer_id", "offer", "channel"], ignore_index=True)
 
 
-def synthetic_limits(candidates: pd.DataFrame, budget_share: float = 1.2, call_share: float = 0.05) -> tuple[float, dict]:
+def synthetic_limits(candidates: pd.DataFrame, budget_share: float = 1.2,
+                     call_share: float = 0.05) -> tuple[float, dict]:
     """A binding budget and call capacity for a candidate table: shares of what the unconstrained plan would use.
 
     Each customer's single best positive row is what an unconstrained plan contacts; the call
