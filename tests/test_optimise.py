@@ -75,6 +75,12 @@ def test_greedy_takes_the_top_rows_until_the_budget_runs_out():
     assert ax.get_title().startswith("Optimised earns") and "more than greedy" in ax.get_title()
 
 
+def test_a_repeated_row_is_refused():
+    candidates = _table([(1, "email", "cross_sell", 0.1, 100, 0.1, True)] * 2)
+    with pytest.raises(ValueError, match="repeats"):
+        opt.optimise(candidates, budget=1)
+
+
 @st.composite
 def problems(draw):
     seed = draw(st.integers(0, 2**32 - 1))

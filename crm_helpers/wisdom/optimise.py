@@ -116,6 +116,11 @@ class _Problem:
         self.pairs = [(index[a], index[b]) for a, b in conflicts if a in index and b in index and a != b]
         self.n, self.n_cust = len(keep), len(self.customers)
         self.n_ch, self.n_offer = len(self.channels), len(self.offers)
+        self.slot = (self.cust * self.n_offer + self.offer) * self.n_ch + self.ch
+        seen = np.zeros(self.n_cust * self.n_offer * self.n_ch, bool)
+        seen[self.slot] = True
+        if int(seen.sum()) != self.n:
+            raise ValueError("the candidate table repeats a customer x channel x offer row")
 
     def violations(self, sel: np.ndarray) -> list[str]:
         """Rules a selection (positions into the eligible rows) breaks; empty when feasible."""
@@ -212,7 +217,7 @@ class _Relaxation:
 
     def __init__(self, p: _Problem):
         self.p = p
-        self.slot = (p.cust * p.n_offer + p.offer) * p.n_ch + p.ch
+        self.slot = p.slot
         self.size = p.n_cust * p.n_offer * p.n_ch
         self.row_at = np.full(self.size, -1, np.int64)
         self.row_at[self.slot] = np.arange(p.n)
