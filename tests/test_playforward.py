@@ -110,8 +110,9 @@ def test_play_forward_is_repeatable_and_loads_once(played):
     assert (a2.status.isin(["skipped"]) | ~a2.file.isin(new.file)).all()
     assert (a1.rows_read == a1.rows_loaded + a1.rows_quarantined).all()
     with wh.reading(played["warehouse"]) as con:
-        staged = con.table("stg_campaign_contact").filter(lambda t: t.campaign_id == "P01").count().to_pyapi()
-        assert staged == len(played["plan"])
+        staged = con.table("stg_campaign_contact").filter(lambda t: t.campaign_id == "P01").count().execute()
+        written = len(pd.read_csv(played["base"] / "raw" / "campaigns" / "contacts_P01.csv"))
+        assert staged == written >= 0.98 * len(played["plan"])  # customers without a master record drop out
 
 
 def test_customer_ids_survive_reintegration(played):
@@ -126,7 +127,7 @@ def test_customer_ids_survive_reintegration(played):
     merged = played["before"].merge(after, on=key, suffixes=("_before", "_after"))
     assert len(merged) == len(played["before"]) and (merged.customer_id_before == merged.customer_id_after).all()
     assert set(contacts.customer_id) <= set(plan.customer_id)
-    assert len(contacts) == len(plan)
+    assert len(contacts) >= 0.98 * len(plan)
     assert len(responses) > 0 and set(responses.customer_id) <= set(plan.customer_id)
 
 
