@@ -190,6 +190,23 @@ def measure(con, campaigns=None, costs: dict[str, float] | None = None, segments
     return out
 
 
+def planned_campaigns(con) -> list[str]:
+    """Campaign ids recorded in ``campaign_plan`` (empty without one)."""
+    if "campaign_plan" not in con.list_tables():
+        return []
+    return sorted(con.table("campaign_plan").select("campaign_id").distinct().to_pandas().campaign_id)
+
+
+def designed_effects(truth_dir) -> pd.Series:
+    """Sample world only: each past campaign's designed effect, the contacted customers' mean
+    true uplift (truth/campaign_effects.csv, weighted by the contacted)."""
+    from crm_helpers import truth
+
+    effects = truth.read_truth("campaign_effects", truth_dir)
+    weighted = (effects.true_uplift * effects.contacted).groupby(effects.campaign_id).sum()
+    return weighted / effects.groupby("campaign_id").contacted.sum()
+
+
 def whole(results: pd.DataFrame) -> pd.DataFrame:
     """The whole-campaign rows of :func:`measure` (channel and segment ``all``), by campaign_id."""
     return results[(results.channel == ALL) & (results.segment == ALL)].set_index("campaign_id")
@@ -230,3 +247,167 @@ def read_results(con, campaigns=None) -> pd.DataFrame:
     if campaigns is not None:
         table = table.filter(table.campaign_id.isin(list(campaigns)))
     return table.to_pandas().sort_values(["campaign_id", "channel", "segment"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries across campaigns, the plan, and what the notebook shows
+# --------------------------------------------------------------------------------------------
+
+def pooled(results: pd.DataFrame, by: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Uplift pooled across campaigns for each value of ``by`` ("segment" or "channel"):
+    the mean of the campaigns' uplifts weighted by their inverse variance (read off each Newcombe
+    interval's width), with a normal interval. Rows of the other dimension's ``all`` only;
+    customers without a segment (``unknown``) are left out."""
+    other = "channel" if by == "segment" else "segment"
+    rows = results[(results[other] == ALL) & (results[by] != ALL) & (results[by] != "unknown")]
+    rows = rows.dropna(subset=["uplift_low", "uplift_high"])
+    z = stats.norm.ppf(1 - alpha / 2)
+    se = (rows.uplift_high - rows.uplift_low) / (2 * z)
+    rows = rows.assign(weight=1 / se.clip(lower=1e-6) ** 2)
+    out = rows.groupby(by).apply(lambda g: pd.Series({
+        "campaigns": g.campaign_id.nunique(), "n_treatment": g.n_treatment.sum(), "n_control": g.n_control.sum(),
+        "uplift": np.average(g.uplift, weights=g.weight), "se": 1 / np.sqrt(g.weight.sum())}), include_groups=False)
+    out["uplift_low"], out["uplift_high"] = out.uplift - z * out.se, out.uplift + z * out.se
+    return out.drop(columns="se").sort_values("uplift", ascending=False)
+
+
+def covers(results: pd.DataFrame, designed: pd.Series) -> pd.Series:
+    """Whether each whole-campaign interval holds ``designed`` (campaign_id -> effect)."""
+    w = whole(results)
+    d = designed.reindex(w.index)
+    return (w.uplift_low <= d) & (d <= w.uplift_high)
+
+
+def against_plan(con, results: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
+    """A planned campaign's measured uplift beside what the plan assumed, per channel: the
+    treated customers' mean planned uplift (``campaign_plan.uplift``), the measured uplift and
+    its interval, and the factor measured / planned that calibrates the next plan."""
+    plan = con.table("campaign_plan")
+    plan = plan.filter((plan.campaign_id == campaign_id) & (plan.arm == "treatment"))
+    planned = plan.group_by("channel").aggregate(planned=plan.uplift.mean()).to_pandas().set_index("channel")
+    got = results[(results.campaign_id == campaign_id) & (results.segment == ALL) & (results.channel != ALL)]
+    out = got.set_index("channel")[["n_treatment", "n_control", "uplift", "uplift_low", "uplift_high"]].join(planned)
+    out["factor"] = out.uplift / out.planned.where(out.planned.abs() > 0)
+    return out
+
+
+def replan(plan: pd.DataFrame, factors: dict[str, float], costs: dict[str, float]) -> pd.DataFrame:
+    """How a plan's rows look once their channels' uplifts are calibrated by ``factors``:
+    per channel, the rows worth contacting (expected value - contact cost > 0) before and after,
+    and their expected value. ``plan``: campaign_plan rows (uplift, expected_value: the expected
+    incremental margin of contacting the row); a channel without a factor keeps its uplift."""
+    rows = plan.assign(factor=plan.channel.map(factors).fillna(1.0).astype(float),
+                       cost=plan.channel.map(costs).fillna(0.0).astype(float))
+    rows["calibrated_value"] = rows.expected_value * rows.factor
+    rows["worth_before"] = rows.expected_value - rows.cost > 0
+    rows["worth_after"] = rows.calibrated_value - rows.cost > 0
+    return rows.groupby("channel").agg(
+        factor=("factor", "first"), rows=("customer_id", "size"), worth_before=("worth_before", "sum"),
+        worth_after=("worth_after", "sum"), expected_value_before=("expected_value", "sum"),
+        expected_value_after=("calibrated_value", "sum"))
+
+
+def results_table(results: pd.DataFrame, names: dict[str, str] | None = None):
+    """Whole-campaign results as a reader sees them: groups, response rates, uplift and interval."""
+    from crm_helpers import display
+
+    shown = whole(results).reset_index()
+    if names:
+        shown["campaign_id"] = shown.campaign_id.map(lambda c: f"{c} {names.get(c, '')}".strip())
+    cols = ["n_treatment", "n_control", "rate_treatment", "rate_control", "uplift", "uplift_low", "uplift_high"]
+    return display.table(shown, {c: "rate" for c in cols[2:]}, index="campaign_id", columns=cols,
+                         names={"campaign_id": "Campaign", "n_treatment": "Treated", "n_control": "Control",
+                                "rate_treatment": "Bought (treated)", "rate_control": "Bought (control)",
+                                "uplift_low": "Uplift from", "uplift_high": "Uplift to"})
+
+
+def roi_table(results: pd.DataFrame):
+    """Whole-campaign money: incremental revenue and margin with intervals, contact cost, ROI."""
+    from crm_helpers import display
+
+    cols = ["incremental_revenue", "incremental_margin", "incremental_margin_low", "incremental_margin_high",
+            "contact_cost", "roi"]
+    shown = whole(results).reset_index()
+    return display.table(shown, {**{c: "money" for c in cols[:-1]}, "roi": "number"}, index="campaign_id",
+                         columns=cols, decimals={**{c: 0 for c in cols[:-1]}, "roi": 1},
+                         names={"campaign_id": "Campaign", "incremental_margin_low": "Margin from",
+                                "incremental_margin_high": "Margin to", "roi": "ROI (x contact cost)"})
+
+
+def forest_plot(rows: pd.DataFrame, label: str, title: str, designed: pd.Series | None = None, ax=None):
+    """Uplift with its interval per row (a forest plot) against zero; ``label``: the column naming
+    each row; ``designed``: optional true effects (by the label) drawn as crosses."""
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.5))
+    y = np.arange(len(rows))[::-1]
+    ax.errorbar(rows.uplift, y, xerr=[rows.uplift - rows.uplift_low, rows.uplift_high - rows.uplift],
+                fmt="o", capsize=3, label="measured uplift, 95% interval")
+    if designed is not None:
+        ax.scatter(designed.reindex(rows[label]).to_numpy(), y, marker="x", color="C3", zorder=3,
+                   label="designed effect (sample truth)")
+    ax.axvline(0, color="0.4", lw=1)
+    ax.set_yticks(y, rows[label].astype(str))
+    return plots.finish(ax, title, x="Uplift in the chance of buying", xunit="rate", truncated=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The periodic report's campaign section
+# --------------------------------------------------------------------------------------------
+
+def campaigns_ended(con, first, last) -> pd.DataFrame:
+    """Campaigns whose response window ended in [first, last] (``dim_campaign``): campaign_id,
+    campaign_name, channel, start_date, end_date, in end order."""
+    camp = con.table("dim_campaign")
+    first, last = pd.Timestamp(first).date(), pd.Timestamp(last).date()
+    out = camp.filter((camp.end_date >= first) & (camp.end_date <= last)).to_pandas()
+    return out.sort_values(["end_date", "campaign_id"], ignore_index=True)
+
+
+def period_section(con, first, last, alpha: float = 0.05) -> pd.DataFrame | None:
+    """The report's campaign section: whole-campaign results (uplift with its interval,
+    incremental margin, contact cost, ROI) of the campaigns whose window ended in the period,
+    measured now against their control groups (a light query: no model is fitted). None when no
+    campaign ended in the period."""
+    ended = campaigns_ended(con, first, last)
+    if ended.empty:
+        return None
+    results = measure(con, campaigns=ended.campaign_id, alpha=alpha, segments=pd.Series(dtype=object))
+    out = whole(results).join(ended.set_index("campaign_id")[["campaign_name", "end_date"]])
+    return out.reset_index()
+
+
+def period_words(section: pd.DataFrame | None, label: str) -> str:
+    """One paragraph on :func:`period_section` (or why it is empty)."""
+    from crm_helpers import display
+
+    if section is None or section.empty:
+        return f"No campaign's response window ended in {label}."
+    clear = section[section.uplift_low > 0]
+    words = [f"{display.count_of(len(section), 'campaign')} ended in {label}"]
+    if len(clear):
+        words.append(f"{display.count_of(len(clear), 'campaign')} raised buying beyond doubt ("
+                     + ", ".join(f"{r.campaign_name}: {display.fmt(r.uplift, 'rate')}" for r in clear.itertuples()) + ")")
+    else:
+        words.append("none raised buying beyond doubt: every uplift interval includes zero")
+    paid = section.incremental_margin - section.contact_cost
+    words.append(f"together they added {display.fmt(section.incremental_margin.sum(), 'money', 0)} of margin for "
+                 f"{display.fmt(section.contact_cost.sum(), 'money', 0)} of contacts "
+                 f"({display.fmt(paid.sum(), 'money', 0)} after costs)")
+    return "; ".join(words) + "."
+
+
+def period_table(section: pd.DataFrame):
+    """:func:`period_section` as the report shows it."""
+    from crm_helpers import display
+
+    cols = ["n_treatment", "n_control", "uplift", "uplift_low", "uplift_high", "incremental_margin",
+            "contact_cost", "roi"]
+    return display.table(section, {"uplift": "rate", "uplift_low": "rate", "uplift_high": "rate",
+                                   "incremental_margin": "money", "contact_cost": "money", "roi": "number"},
+                         index="campaign_name", columns=cols, decimals={"incremental_margin": 0, "contact_cost": 0, "roi": 1},
+                         names={"campaign_name": "Campaign", "n_treatment": "Treated", "n_control": "Control",
+                                "uplift_low": "Uplift from", "uplift_high": "Uplift to", "roi": "ROI (x contact cost)"})

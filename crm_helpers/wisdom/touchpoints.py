@@ -129,3 +129,26 @@ def first_of_month(d) -> date:
     """The first day of ``d``'s month (a change is measured from whole months)."""
     t = pd.Timestamp(d)
     return date(t.year, t.month, 1)
+
+
+def trend_chart(result: dict, ax=None):
+    """The parallel-trends chart: the treated region's monthly rate and the comparison regions'
+    pooled rate, with the change's month marked."""
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    lines = trend_lines(result)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4))
+    for name, g in lines.groupby("group", sort=False):
+        ax.plot(g.month, g.rate, marker="o", ms=3, label=name)
+    ax.axvline(pd.Timestamp(result["change_date"]), color="0.4", ls="--", lw=1, label="change")
+    direction = "rose" if result["effect"] > 0 else "fell"
+    title = (f"{result['region']}'s share of {result['outcome']} interactions {direction} by "
+             f"{abs(result['effect']) * 100:.1f} points against the other regions after the change")
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    return plots.finish(ax, title, x="Month", y=f"Share {result['outcome']}", yunit="rate")
