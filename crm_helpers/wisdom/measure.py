@@ -261,6 +261,9 @@ def pooled(results: pd.DataFrame, by: str, alpha: float = 0.05) -> pd.DataFrame:
     other = "channel" if by == "segment" else "segment"
     rows = results[(results[other] == ALL) & (results[by] != ALL) & (results[by] != "unknown")]
     rows = rows.dropna(subset=["uplift_low", "uplift_high"])
+    if rows.empty:
+        return pd.DataFrame(columns=["campaigns", "n_treatment", "n_control", "uplift", "uplift_low", "uplift_high"],
+                            index=pd.Index([], name=by))
     z = stats.norm.ppf(1 - alpha / 2)
     se = (rows.uplift_high - rows.uplift_low) / (2 * z)
     rows = rows.assign(weight=1 / se.clip(lower=1e-6) ** 2)
