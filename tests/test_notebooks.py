@@ -118,3 +118,12 @@ def test_churn_probabilities_above_one_stop_the_periodic_report(small_world, sma
                                    progress_bar=False)
     assert failure.value.ename == "AssertionError"
     assert failure.value.evalue.startswith("CLV at risk outside 0..total CLV")
+
+def test_swapped_campaign_groups_stop_the_measure_notebook(small_world, small_warehouse, tmp_path):
+    """09: treatment and control swapped in every campaign's contacts: the measured uplifts turn
+    negative and their intervals no longer hold the designed effects."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE fact_campaign_contact SET treatment_group = CASE treatment_group WHEN 'treatment' THEN 'control'
+                                                                                ELSE 'treatment' END""")
+    message = failed_check("09_measure.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("uplift intervals miss the designed effect")
