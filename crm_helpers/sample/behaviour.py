@@ -124,6 +124,11 @@ def simulate_calls(rng: np.random.Generator, p: People) -> Calls:
     complaint = reason == 0
     u = rng.random(len(t))
     cum = w.OUTCOME_P[np.where(complaint, 0, 1)].cumsum(axis=1)
+    # The designed touch-point change: the same draw against the new script's table.
+    scripted = (p["region"][person] == w.REGIONS.index(w.TOUCHPOINT_REGION)) \
+        & (t >= local_to_utc(np.array([day_number(w.TOUCHPOINT_START) * DAY]))[0])
+    new_cum = w.touchpoint_outcome_p()[np.where(complaint, 0, 1)].cumsum(axis=1)
+    cum = np.where(scripted[:, None], new_cum, cum)
     outcome = (u[:, None] > cum).sum(axis=1)
     return Calls(person, t, reason, np.minimum(outcome, 2))
 

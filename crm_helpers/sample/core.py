@@ -485,7 +485,8 @@ def write_people(out: Output, p: People, dropout_t: np.ndarray, by_campaign: np.
     whether they were alive (not yet left) at the window's start, at the start of its last
     12 months (the holdout year) and at its end, why they left (after a purchase, as in
     BG/NBD, or at a sleeping-dogs contact: `by_campaign`), and whether some CRM master record
-    holds their e-mail address / phone number (what campaign targeting can use)."""
+    holds their e-mail address / phone number (what campaign targeting can use), and their
+    web share (the chance that a purchase is online: campaign channels act on it)."""
     acq_day = to_local(p["acq_t"]) // DAY
     left = dropout_t != NO_TIME
     drop_day = to_local(np.where(left, dropout_t, p["acq_t"])) // DAY
@@ -514,6 +515,7 @@ def write_people(out: Output, p: People, dropout_t: np.ndarray, by_campaign: np.
         .astype(object),
         "email_on_file": tf[on_file["email"].astype(int)],
         "phone_on_file": tf[on_file["phone"].astype(int)],
+        "web_share": np.round(1.0 - p["p_store"], 4),
     })
 
 
@@ -564,6 +566,7 @@ def write_final_truth(out: Output, world: World, state: RunState, rates: DefectR
     out.write_truth_frame("campaign_design", campaign_design(world))
     out.write_truth_frame("segments", segment_truth())
     out.write_truth_frame("calendar", calendar_truth(world.seasonality))
+    out.write_truth_frame("touchpoints", w.touchpoint_design())
     config = {"seed": seed, "N": customers, "chunk_size": chunk_size,
               "window": [START_DATE.isoformat(), END_DATE.isoformat()],
               "defect_rates": rates.as_dict(),

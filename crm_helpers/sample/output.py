@@ -48,7 +48,7 @@ TRUTH_COLUMNS = {
                "dropout_date", "purchase_rate_per_month", "dropout_prob", "email_opt_in",
                "sms_opt_in", "do_not_contact", "initial_tier", "final_tier", "existing_base",
                "prior_purchases", "alive_at_start", "alive_at_holdout_start", "alive_at_end",
-               "dropout_cause", "email_on_file", "phone_on_file"],
+               "dropout_cause", "email_on_file", "phone_on_file", "web_share"],
     "tiers": ["person_id", "quarter", "tier"],
     "identity": ["source", "source_record_id", "person_id", "variation"],
     "households": ["household_id", "person_id", "relation", "shares_phone", "shares_email"],

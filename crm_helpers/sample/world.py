@@ -389,8 +389,13 @@ RECENCY_BANDS = (90, 365)  # band edges in days: <= 90, <= 365, later or never
 RECENCY_FACTOR = np.array([1.3, 1.0, 0.6])
 # Channel preference: e-mail works on people who buy online, SMS on store shoppers.
 # Multiplier = base + slope x web share (the person's chance of buying online).
-CHANNEL_FACTOR = {"email": (0.5, 1.0), "sms": (1.5, -1.0)}
+# A call (no past campaign used it) is SMS's factor plus one: stronger than an SMS for every
+# customer, most for store shoppers (2.5 for a pure store shopper, 1.5 for a pure web shopper),
+# so a plan that borrows "SMS x 1.5" for calls under-states them and measuring corrects it.
+CHANNEL_FACTOR = {"email": (0.5, 1.0), "sms": (1.5, -1.0), "call": (2.5, -1.0)}
 MAX_UPLIFT = 0.3
+# A campaign played forward from an exported plan (sample/playforward.py) has this strength.
+PLAYFORWARD_STRENGTH = 1.0
 # Sleeping dogs: lapsed customers (no purchase for SLEEPING_DOGS_DAYS, but some purchase before)
 # reached by this SMS leave at the contact with this chance instead of being persuaded.
 SLEEPING_DOGS_CAMPAIGN = "C13"
@@ -569,3 +574,32 @@ def designed_uplift(c: Campaign, segment: np.ndarray, recency_days: np.ndarray,
     base, slope = CHANNEL_FACTOR[c.channel]
     return np.clip(c.uplift[segment] * RECENCY_FACTOR[band] * (base + slope * web_share),
                    0.0, MAX_UPLIFT)
+
+
+# --- Touch points ----------------------------------------------------------------------------
+# A designed change at a touch point, for difference in differences: a new call-centre script in
+# one region from a date raises the chance that a call is resolved at once by TOUCHPOINT_GAIN
+# (for every reason), taking it from escalated and callback in proportion. Other regions keep
+# OUTCOME_P. The outcome's own uniform draw is reused with the shifted table (no new draws).
+TOUCHPOINT_NAME = "New call-centre script"
+TOUCHPOINT_REGION = "North West"
+TOUCHPOINT_START = date(2024, 7, 1)
+TOUCHPOINT_GAIN = 0.12
+
+
+def touchpoint_outcome_p() -> np.ndarray:
+    """Call outcome probabilities (resolved, escalated, callback) under the new script, rows as
+    OUTCOME_P: resolved + TOUCHPOINT_GAIN, the other two scaled down by the same total."""
+    rest = 1.0 - OUTCOME_P[:, :1]
+    shrink = (rest - TOUCHPOINT_GAIN) / rest
+    return np.hstack([OUTCOME_P[:, :1] + TOUCHPOINT_GAIN, OUTCOME_P[:, 1:] * shrink])
+
+
+def touchpoint_design() -> pd.DataFrame:
+    """The designed touch-point change as truth/touchpoints.csv holds it (one row)."""
+    return pd.DataFrame([{
+        "touchpoint": TOUCHPOINT_NAME, "region": TOUCHPOINT_REGION,
+        "start_date": TOUCHPOINT_START.isoformat(), "outcome": OUTCOMES[0],
+        "designed_effect": TOUCHPOINT_GAIN,
+        "description": "share of calls resolved at once rises by designed_effect in the region "
+                       "from start_date"}])
