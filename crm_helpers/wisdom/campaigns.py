@@ -96,7 +96,8 @@ def _require(con: BaseBackend, table: str, notebook: str) -> None:
 
 
 def eligible_offers(con: BaseBackend | str | Path | None, as_of, rules: Rules = Rules()) -> pd.DataFrame:
-    """One row per customer and offer type they are eligible for, as of ``as_of``.
+    """One row per customer and offer type they are eligible for, as of ``as_of`` (the latest
+    scores and offers made up to that day).
 
     Columns: customer_id, offer, product (the SKU for cross_sell / up_sell, else None) and value
     (the margin a purchase brings, see the module docstring). Raises :class:`MissingKnowledge`
@@ -108,9 +109,11 @@ def eligible_offers(con: BaseBackend | str | Path | None, as_of, rules: Rules = 
     _require(con, scores.TABLE, "05_value_and_risk")
     _require(con, next_best.TABLE, "06_next_best_offer")
     day = pd.Timestamp(as_of).date()
-    known = scores.read_customer_scores(con, as_of).set_index("customer_id")
-    if known.empty:
-        raise MissingKnowledge(f"no customer_scores as of {day}: run notebook 05_value_and_risk first")
+    dates = con.table(scores.TABLE)
+    scored_on = dates.filter(dates.as_of <= day).as_of.max().execute()
+    if scored_on is None or pd.isna(scored_on):
+        raise MissingKnowledge(f"no customer_scores up to {day}: run notebook 05_value_and_risk first")
+    known = scores.read_customer_scores(con, scored_on).set_index("customer_id")
     values = customer_values(con, as_of).reindex(known.index)
     high_value = values["margin"] >= values["margin"].quantile(rules.value_quantile)
     alive = known["p_alive"]
@@ -280,3 +283,17 @@ def holdouts(chosen: pd.DataFrame, power: float = 0.8, alpha: float = 0.05, max_
         out[channel] = holdout_size(len(rows), base, float(rows["uplift"].mean()), power, alpha, max_share,
                                     min_control)
     return out
+
+
+def estimates(model, features: pd.DataFrame, channels, calibration: dict | None = None,
+              assumed_uplift: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Estimated uplift and P(buy | contacted) per customer (rows) and channel (columns), from a
+    fitted ``wisdom.uplift`` model and ``uplift.customer_features``; a channel without history
+    borrows another's uplift (``assumed_uplift``, as ``Settings.assumed_uplift``) and its response
+    probability, until ``calibration`` (measured campaigns) corrects its uplift."""
+    from crm_helpers.wisdom import uplift
+
+    lift = pd.DataFrame({c: uplift.predict(model, features, c, calibration, assumed_uplift) for c in channels})
+    response = pd.DataFrame({c: uplift.predict(model, features, c, None, assumed_uplift, method="response")
+                             for c in channels})
+    return lift, response
