@@ -297,3 +297,110 @@ def estimates(model, features: pd.DataFrame, channels, calibration: dict | None 
     response = pd.DataFrame({c: uplift.predict(model, features, c, None, assumed_uplift, method="response")
                              for c in channels})
     return lift, response
+
+
+# --- summaries the notebook shows -------------------------------------------------------------
+
+def require_knowledge(con: BaseBackend | str | Path | None) -> None:
+    """Raise :class:`MissingKnowledge` naming the notebook to run first when ``customer_scores``
+    or ``next_best_offer`` is not in the warehouse."""
+    from crm_helpers.knowledge import next_best, scores
+
+    con = wh.as_connection(con)
+    _require(con, scores.TABLE, "05_value_and_risk")
+    _require(con, next_best.TABLE, "06_next_best_offer")
+
+
+def net_value(candidates: pd.DataFrame) -> pd.Series:
+    """Each candidate row's expected net margin: expected incremental margin minus contact cost."""
+    return candidates["expected_margin"] - candidates["cost"]
+
+
+def targeting_by_channel(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Per channel, targeting by expected value against targeting by response, on the allowed
+    rows of each customer's best offer: ``allowed`` customers, ``by_value`` (those with a positive
+    expected net margin), ``negative_uplift`` (sleeping dogs: uplift below 0), ``dogs_by_response``
+    (of them, how many the same number of contacts picked by highest ``p_response`` would reach),
+    and the expected net margin of each pick (``net_by_value``, ``net_by_response``)."""
+    rows = candidates[candidates["allowed"]].assign(net=net_value)
+    best = rows.sort_values("net", ascending=False, kind="stable").drop_duplicates(["customer_id", "channel"])
+    out = {}
+    for channel, part in best.groupby("channel", sort=False):
+        by_value = part[part["net"] > 0]
+        by_response = part.sort_values("p_response", ascending=False, kind="stable").head(len(by_value))
+        out[channel] = {"allowed": len(part), "by_value": len(by_value), "negative_uplift": int((part["uplift"] < 0).sum()),
+                        "dogs_by_response": int((by_response["uplift"] < 0).sum()),
+                        "net_by_value": float(by_value["net"].sum()), "net_by_response": float(by_response["net"].sum())}
+    order = [c for c in ("email", "sms", "call") if c in out] + sorted(set(out) - {"email", "sms", "call"})
+    return pd.DataFrame.from_dict(out, orient="index").loc[order].rename_axis("channel")
+
+
+def offer_summary(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Per campaign type: eligible ``customers``, those ``reachable`` on at least one channel,
+    the mean ``value`` of a purchase and the mean estimated ``uplift`` over the allowed rows."""
+    grouped = candidates.groupby("offer")
+    allowed = candidates[candidates["allowed"]].groupby("offer")
+    out = pd.DataFrame({"customers": grouped["customer_id"].nunique(), "reachable": allowed["customer_id"].nunique(),
+                        "value": grouped["value"].mean(), "uplift": allowed["uplift"].mean()})
+    return out.reindex([o for o in OFFERS if o in out.index]).fillna({"reachable": 0}).rename_axis("offer")
+
+
+def consent_breaches(con: BaseBackend | str | Path | None, rows: pd.DataFrame,
+                     settings: config.Settings | None = None) -> pd.DataFrame:
+    """The rows (customer_id, channel) whose customer may not be contacted on that channel, checked
+    afresh from ``dim_customer`` in pandas (consent column true, do-not-contact false, contact field
+    on file): empty for a sound candidate list or plan."""
+    con = wh.as_connection(con)
+    settings = settings or wh.settings(con)
+    columns = sorted({"customer_id", "do_not_contact", *settings.channel_consent.values(),
+                      *settings.channel_contact_field.values()})
+    people = con.table("dim_customer").select(*columns).execute().set_index("customer_id")
+    flags = people.reindex(rows["customer_id"].to_numpy())
+    ok = np.zeros(len(rows), dtype=bool)
+    for channel in rows["channel"].unique():
+        mine = (rows["channel"] == channel).to_numpy()
+        consent = flags[settings.channel_consent.get(channel, "do_not_contact")].to_numpy()[mine]
+        field = flags[settings.channel_contact_field.get(channel, "customer_id")].to_numpy()[mine]
+        ok[mine] = ((consent == True) & (flags["do_not_contact"].to_numpy()[mine] == False)  # noqa: E712
+                    & pd.notna(field) & (pd.Series(field).astype(str).str.strip() != "").to_numpy())
+    return rows[~ok]
+
+
+def holdout_table(sizes: dict[str, Holdout]) -> pd.DataFrame:
+    """:func:`holdouts` as a table, one row per channel."""
+    return pd.DataFrame([{"channel": ch, "contacts": h.n, "control": h.control, "control_share": h.control / h.n if h.n else 0.0,
+                          "uplift": h.uplift, "base_rate": h.base_rate, "power": h.power, "capped": h.capped}
+                         for ch, h in sizes.items()]).set_index("channel")
+
+
+def full_cost(candidates: pd.DataFrame) -> float:
+    """What contacting every customer with a profitable allowed row would cost, each through their
+    best row (highest expected net margin): the spend of a plan without a budget or capacities."""
+    rows = candidates[candidates["allowed"]].assign(net=net_value)
+    rows = rows[rows["net"] > 0].sort_values("net", ascending=False, kind="stable").drop_duplicates("customer_id")
+    return float(rows["cost"].sum())
+
+
+def plot_response_against_uplift(candidates: pd.DataFrame, channel: str, ax=None):
+    """Each allowed customer's P(buy | contacted) against their estimated uplift on ``channel``
+    (one point per customer), with the zero-uplift line: who buys is not who buys because of
+    the contact. Returns ``ax``."""
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    rows = candidates[(candidates["channel"] == channel) & candidates["allowed"]].drop_duplicates("customer_id")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    negative = rows["uplift"] < 0
+    ax.scatter(rows.loc[~negative, "p_response"], rows.loc[~negative, "uplift"], s=6, alpha=0.4, color="C0",
+               label="uplift above zero")
+    ax.scatter(rows.loc[negative, "p_response"], rows.loc[negative, "uplift"], s=6, alpha=0.6, color="C3",
+               label="sleeping dogs (uplift below zero)")
+    ax.axhline(0, color="0.4", lw=0.8)
+    top = rows["p_response"].quantile(0.9)
+    share = float((rows.loc[rows["p_response"] >= top, "uplift"] < 0).mean()) if len(rows) else 0.0
+    title = (f"{channel}: {share:.0%} of the customers most likely to buy when contacted (top tenth) "
+             "would buy less because of it")
+    return plots.finish(ax, title, x="P(buy | contacted)", y="estimated uplift", xunit="rate", yunit="rate",
+                        truncated=False)

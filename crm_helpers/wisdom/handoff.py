@@ -153,3 +153,9 @@ def export_plan(warehouse: Path | str | BaseBackend | None, campaign_id: str, ou
         out.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def export_summary(paths: list[Path]) -> pd.DataFrame:
+    """What each exported file holds: ``file``, ``rows`` and its ``columns`` (names, in order)."""
+    return pd.DataFrame([{"file": p.name, "rows": len(pd.read_csv(p)), "columns": ", ".join(pd.read_csv(p, nrows=0).columns)}
+                         for p in paths])
