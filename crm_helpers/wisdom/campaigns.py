@@ -99,8 +99,9 @@ def eligible_offers(con: BaseBackend | str | Path | None, as_of, rules: Rules = 
     """One row per customer and offer type they are eligible for, as of ``as_of`` (the latest
     scores and offers made up to that day).
 
-    Columns: customer_id, offer, product (the SKU for cross_sell / up_sell, else None) and value
-    (the margin a purchase brings, see the module docstring). Raises :class:`MissingKnowledge`
+    Columns: customer_id, offer, product (the SKU for cross_sell / up_sell, else None), value
+    (the margin a purchase brings, see the module docstring) and the customer's clv (a score
+    to rank by, for comparison). Raises :class:`MissingKnowledge`
     (naming the notebook to run) when ``customer_scores`` or ``next_best_offer`` is missing.
     """
     from crm_helpers.knowledge import next_best, scores
@@ -142,7 +143,8 @@ def eligible_offers(con: BaseBackend | str | Path | None, as_of, rules: Rules = 
     out["offer"] = pd.Categorical(out["offer"], OFFERS)
     out = out.sort_values(["customer_id", "offer"], ignore_index=True)
     out["offer"] = out["offer"].astype(str)
-    return out[["customer_id", "offer", "product", "value"]]
+    out["clv"] = out["customer_id"].map(known["clv"]).astype(float)
+    return out[["customer_id", "offer", "product", "value", "clv"]]
 
 
 def reachable(con: BaseBackend | str | Path | None, settings: config.Settings | None = None) -> pd.DataFrame:
@@ -176,7 +178,8 @@ def recent_contacts(con: BaseBackend | str | Path | None, as_of, days: int) -> p
 def candidates(con: BaseBackend | str | Path | None, as_of, uplift: pd.DataFrame, p_response: pd.DataFrame,
                settings: config.Settings | None = None, rules: Rules = Rules()) -> pd.DataFrame:
     """The candidate table: one row per eligible customer x channel x offer (columns
-    :data:`COLUMNS`, the team's contract), sorted by customer, channel and offer.
+    :data:`COLUMNS`, the team's contract, then ``product`` and the customer's ``clv``), sorted by
+    customer, channel and offer.
 
     ``uplift`` and ``p_response``: the estimated uplift and the probability of buying if
     contacted, indexed by customer_id with one column per channel (from ``wisdom.uplift``);
@@ -208,7 +211,7 @@ def candidates(con: BaseBackend | str | Path | None, as_of, uplift: pd.DataFrame
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COLUMNS)
     out["expected_margin"] = out["uplift"] * out["value"]
     out = out.sort_values(["customer_id", "channel", "offer"], ignore_index=True)
-    return out[COLUMNS + ["product"]].astype({"customer_id": "int64", "allowed": bool})
+    return out[COLUMNS + ["product", "clv"]].astype({"customer_id": "int64", "allowed": bool})
 
 
 # --- hold-out sizing --------------------------------------------------------------------------
@@ -398,9 +401,10 @@ def plot_response_against_uplift(candidates: pd.DataFrame, channel: str, ax=None
     ax.scatter(rows.loc[negative, "p_response"], rows.loc[negative, "uplift"], s=6, alpha=0.6, color="C3",
                label="sleeping dogs (uplift below zero)")
     ax.axhline(0, color="0.4", lw=0.8)
-    top = rows["p_response"].quantile(0.9)
-    share = float((rows.loc[rows["p_response"] >= top, "uplift"] < 0).mean()) if len(rows) else 0.0
-    title = (f"{channel}: {share:.0%} of the customers most likely to buy when contacted (top tenth) "
-             "would buy less because of it")
+    dogs, others = rows.loc[negative, "p_response"].median(), rows.loc[~negative, "p_response"].median()
+    who = ("they are mostly customers unlikely to buy anyway" if dogs < others
+           else "a response model would rank many of them high")
+    title = (f"{channel}: {int(negative.sum()):,} reachable customers ({negative.mean():.0%}) would buy less if "
+             f"contacted; {who}")
     return plots.finish(ax, title, x="P(buy | contacted)", y="estimated uplift", xunit="rate", yunit="rate",
                         truncated=False)
