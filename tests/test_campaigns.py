@@ -241,6 +241,8 @@ def test_the_optimised_plan_beats_top_n_by_response_in_true_incremental_margin(w
             return float((truth.fillna(0) * chosen["value"] - chosen["cost"]).sum())
 
         ours, theirs = true_margin(plan.chosen), true_margin(by_response.chosen)
+    print(f"spend {spent:,.2f}; true incremental margin net of cost: optimised {ours:,.0f} "
+          f"({len(plan.chosen):,} contacts), top N by response {theirs:,.0f} ({len(by_response.chosen):,})")
     assert by_response.chosen["cost"].sum() <= spent + 1e-9
     assert by_response.chosen["cost"].sum() >= 0.95 * spent, "the response plan spends much less: not equal cost"
     assert ours > theirs, f"true incremental margin: optimised {ours:,.0f}, top N by response {theirs:,.0f}"
