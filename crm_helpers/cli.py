@@ -6,6 +6,7 @@
     crm notebooks --out reports/workbook                  # run the numbered notebooks
     crm report --period 2025-11                           # the periodic report of one month
     crm forget 1234                                       # erase one person on request
+    crm play-forward --campaign P01 --start 2026-01-05    # the sample world answers a recorded plan
 
 Paths default to the workbook's folders (:mod:`crm_helpers.config`). A mistake (a bad option
 value, a missing folder, a step run before the one it needs, a broken ``sources.yml``) ends in
@@ -257,6 +258,39 @@ def report(period: Optional[str] = typer.Option(None, help="Reporting period: a 
         label, error = list(failed.items())[-1]
         raise reports.NotebookFailed(f"{label}: {error}" if len(failed) == 1 else
                                      f"{label}: {error} ({len(failed)} of {len(labels)} periods failed)")
+
+
+@app.command("play-forward")
+def play_forward(campaign: str = typer.Option(..., help="Campaign id of a plan recorded in campaign_plan."),
+                 start: str = typer.Option(..., help="First day of the campaign's response window (YYYY-MM-DD)."),
+                 seed: int = typer.Option(0, help="Random seed of the drawn responses: same seed, same files."),
+                 data: Optional[Path] = DataOpt, warehouse: Optional[Path] = WarehouseOpt):
+    """Sample world only: play a recorded plan forward, writing the campaign platform's files.
+
+    Each planned customer's response is drawn from their true uplift (the world's truth/), and
+    campaigns/contacts_<id>.csv, responses_<id>.csv and the campaign's row in campaigns.csv are
+    written into raw/. Then `crm collect` and `crm integrate` load them like any other export.
+    """
+    from datetime import date
+
+    from crm_helpers.sample import playforward
+
+    data_dir = existing_data_dir(data)
+    wh = warehouse or config.warehouse_path(data_dir)
+    require_staging(wh)
+    if not (data_dir / "truth" / "people.csv").exists():
+        raise CommandError(f"{data_dir} holds no sample-world truth/: only a simulated world can play a plan forward")
+    try:
+        first = date.fromisoformat(start)
+    except ValueError:
+        raise CommandError(f"--start {start!r}: expected a date like 2026-01-05") from None
+    try:
+        files = playforward.play_forward(data_dir, wh, campaign, first, seed)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    for path in files:
+        typer.echo(f"wrote {path}")
+    typer.echo("next: crm collect, then crm integrate")
 
 
 if __name__ == "__main__":

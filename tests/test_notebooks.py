@@ -137,3 +137,13 @@ def test_purchases_that_lose_money_stop_the_campaign_plan(small_world, small_war
         UPDATE fact_order_line SET cost_amount = line_amount * 2""")
     message = failed_check("08_act.ipynb", small_world, warehouse, tmp_path)
     assert message.startswith("purchases that lose money")
+
+
+def test_swapped_campaign_groups_stop_the_measure_notebook(small_world, small_warehouse, tmp_path):
+    """09: treatment and control swapped in every campaign's contacts: the measured uplifts turn
+    negative and their intervals no longer hold the designed effects."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        UPDATE fact_campaign_contact SET treatment_group = CASE treatment_group WHEN 'treatment' THEN 'control'
+                                                                                ELSE 'treatment' END""")
+    message = failed_check("09_measure.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("uplift intervals miss the designed effect")

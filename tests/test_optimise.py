@@ -71,6 +71,8 @@ def test_greedy_takes_the_top_rows_until_the_budget_runs_out():
     table = opt.compare({"greedy": plan, "optimised": opt.optimise(candidates, budget=2.0)})
     assert table.loc["greedy", "sleeping_dogs"] == 1 and table.loc["optimised", "sleeping_dogs"] == 0
     assert table.loc["optimised", "net_margin"] > table.loc["greedy", "net_margin"]
+    ax = opt.plot_compare(table)
+    assert ax.get_title().startswith("Optimised earns") and "more than greedy" in ax.get_title()
 
 
 @st.composite
@@ -98,7 +100,7 @@ def problems(draw):
     return candidates[COLUMNS], budget, capacity, k, conflicts
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_no_plan_ever_breaks_a_rule(problem):
     candidates, budget, capacity, k, conflicts = problem
@@ -128,9 +130,11 @@ def test_milp_and_lagrangian_agree_within_the_gap_on_a_small_world_sized_problem
     # 2,000 customers x 3 channels x 4 offers, budget and call capacity both binding
     candidates = opt.synthetic_candidates(2_000, seed=7)
     budget, capacity = opt.synthetic_limits(candidates)
-    exact = opt.optimise(candidates, budget, capacity, max_per_customer, method="milp")
-    relaxed = opt.optimise(candidates, budget, capacity, max_per_customer, method="lagrangian")
+    solved = opt.solve_both(candidates, budget, capacity, max_per_customer)
+    exact, relaxed = solved["milp"], solved["lagrangian"]
     assert exact.method == "milp" and relaxed.method == "lagrangian"
+    table = opt.solver_table(solved)
+    assert list(table.index) == ["milp", "lagrangian"] and table["contacts"].dtype.kind == "i"
     assert exact.objective <= relaxed.bound + 1e-6  # the Lagrangian bound is a true upper bound
     assert exact.objective - relaxed.objective <= relaxed.gap * relaxed.bound + 1e-6
     assert relaxed.gap <= opt.TARGET_GAP

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from crm_helpers.sample import playforward as pf
 from crm_helpers.sample import world as w
 
 START = date(2026, 1, 5)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_true_uplift_reproduces_the_simulators_truth(small_world):
@@ -110,8 +114,9 @@ def test_play_forward_is_repeatable_and_loads_once(played):
     assert (a2.status.isin(["skipped"]) | ~a2.file.isin(new.file)).all()
     assert (a1.rows_read == a1.rows_loaded + a1.rows_quarantined).all()
     with wh.reading(played["warehouse"]) as con:
-        staged = con.table("stg_campaign_contact").filter(lambda t: t.campaign_id == "P01").count().to_pyapi()
-        assert staged == len(played["plan"])
+        staged = con.table("stg_campaign_contact").filter(lambda t: t.campaign_id == "P01").count().execute()
+        written = len(pd.read_csv(played["base"] / "raw" / "campaigns" / "contacts_P01.csv"))
+        assert staged == written >= 0.98 * len(played["plan"])  # customers without a master record drop out
 
 
 def test_customer_ids_survive_reintegration(played):
@@ -126,7 +131,7 @@ def test_customer_ids_survive_reintegration(played):
     merged = played["before"].merge(after, on=key, suffixes=("_before", "_after"))
     assert len(merged) == len(played["before"]) and (merged.customer_id_before == merged.customer_id_after).all()
     assert set(contacts.customer_id) <= set(plan.customer_id)
-    assert len(contacts) == len(plan)
+    assert len(contacts) >= 0.98 * len(plan)
     assert len(responses) > 0 and set(responses.customer_id) <= set(plan.customer_id)
 
 
@@ -140,3 +145,24 @@ def test_played_forward_outcomes_follow_the_true_uplift(played):
     rate = plan.assign(bought=plan.customer_id.isin(bought)).groupby("arm").bought.mean()
     assert rate["treatment"] > rate["control"]
     assert abs((rate["treatment"] - rate["control"]) - uplift.mean()) < 0.12
+
+
+def crm(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("CRM_DATA_DIR", "CRM_WAREHOUSE")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "crm_helpers.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_plays_forward_and_fails_in_one_line(played, small_world):
+    """`crm play-forward` rewrites the same files for the same seed; a plan that is not there or
+    a bad date ends in one error line and exit code 2."""
+    base = played["base"]
+    ok = crm("play-forward", "--campaign", "P01", "--start", "2026-01-05", "--seed", "1", "--data", str(base))
+    assert ok.returncode == 0, ok.stderr
+    assert all(p.read_bytes() == played["bytes1"][p] for p in played["files"])
+    for args, words in ((("--campaign", "P99", "--start", "2026-01-05"), "no rows for campaign 'P99'"),
+                        (("--campaign", "P01", "--start", "5 Jan"), "expected a date")):
+        bad = crm("play-forward", *args, "--data", str(base))
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1 and words in lines[0], bad.stderr

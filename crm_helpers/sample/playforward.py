@@ -270,3 +270,25 @@ def play_forward(base: Path | str, warehouse: Path | str, campaign_id: str, star
     for path, text in files.items():
         _write_if_changed(path, text)
     return list(files)
+
+
+def play_and_load(base: Path | str, warehouse: Path | str, campaign_id: str, start, seed: int = 0,
+                  progress: bool = False) -> dict:
+    """Play a plan forward, then collect and integrate the new files, as an analyst would run
+    ``crm play-forward``, ``crm collect`` and ``crm integrate``. Returns the files written, the
+    collect audit of the campaign files and the customers whose id changed in the re-integration
+    (expected: none, since campaign files add no customer records)."""
+    from crm_helpers.data.collect import collect
+    from crm_helpers.information.integrate import integrate
+
+    with wh.reading(warehouse) as con:
+        before = con.table("identity_map").to_pandas()
+    files = play_forward(base, warehouse, campaign_id, start, seed)
+    audit = collect(Path(base), warehouse, progress=progress)
+    integrate(warehouse, progress=progress)
+    with wh.reading(warehouse) as con:
+        after = con.table("identity_map").to_pandas()
+    both = before.merge(after, on=["source", "source_record_id"], suffixes=("_before", "_after"))
+    names = {str(p.relative_to(Path(base) / "raw")) for p in files}
+    return {"files": files, "audit": audit[audit.file.isin(names)].reset_index(drop=True),
+            "moved": int((both.customer_id_before != both.customer_id_after).sum())}

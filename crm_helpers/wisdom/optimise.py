@@ -482,6 +482,30 @@ def optimise(candidates: pd.DataFrame, budget: float, capacity: dict[str, int] |
     return _lagrangian(p, time_limit, started, progress, target_gap)
 
 
+def solve_both(candidates: pd.DataFrame, budget: float, capacity: dict[str, int] | None = None,
+               max_per_customer: int = 1, conflicts=CONFLICTS, max_rows: int = MILP_MAX_ROWS,
+               time_limit: float = 600) -> dict[str, Plan]:
+    """The same problem solved by relaxation and, when it has at most ``max_rows`` eligible rows, exactly.
+
+    Returns ``{"milp": Plan, "lagrangian": Plan}`` (no ``"milp"`` above ``max_rows``), so a
+    notebook can show how close the relaxation comes to the exact optimum.
+    """
+    rules = dict(budget=budget, capacity=capacity, max_per_customer=max_per_customer, conflicts=conflicts,
+                 time_limit=time_limit)
+    out = {}
+    if int(_eligible(candidates).sum()) <= max_rows:
+        out["milp"] = optimise(candidates, method="milp", **rules)
+    out["lagrangian"] = optimise(candidates, method="lagrangian", **rules)
+    return out
+
+
+def solver_table(plans: dict[str, Plan]) -> pd.DataFrame:
+    """Solvers side by side: contacts, cost, objective (expected net margin), bound, gap and seconds."""
+    rows = {name: {"contacts": p.contacts, "cost": p.cost, "objective": p.objective, "bound": p.bound, "gap": p.gap,
+                   "seconds": p.seconds} for name, p in plans.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
 def greedy(candidates: pd.DataFrame, key: str, budget: float, capacity: dict[str, int] | None = None,
            max_per_customer: int = 1, conflicts=CONFLICTS) -> Plan:
     """Baseline "contact the top rows by ``key``": down the list while the rules allow, until the budget runs out.
@@ -539,17 +563,24 @@ def _channels(plans: dict[str, Plan]) -> list[str]:
 
 
 def plot_compare(table: pd.DataFrame, ax=None):
-    """Bar chart of each plan's expected net margin (from :func:`compare`), the best plan named in the title."""
+    """Bar chart of each plan's expected net margin (from :func:`compare`), each bar labelled with its
+    amount; the title names the best plan and its lead over the runner-up. Returns ``ax``."""
     import matplotlib.pyplot as plt
 
-    from crm_helpers import plots
+    from crm_helpers import display, plots
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    data = table["net_margin"]
-    ax.barh([str(i) for i in data.index], data.to_numpy(), color=["C0" if v == data.max() else "C7" for v in data])
+        _, ax = plt.subplots(figsize=(8, 0.8 + 0.6 * len(table)))
+    data = table["net_margin"].sort_values(ascending=False)
+    bars = ax.barh([str(i) for i in data.index], data.to_numpy(), color=["C0"] + ["C7"] * (len(data) - 1))
+    ax.bar_label(bars, labels=[display.fmt(v, "money") for v in data], padding=3)
     ax.invert_yaxis()
-    plots.finish(ax, f"{data.idxmax()} earns the most expected net margin", x="expected net margin", xunit="money")
+    ax.set_xlim(min(0.0, float(data.min()) * 1.2), max(0.0, float(data.max())) * 1.2)
+    best = str(data.index[0])
+    title = f"{best[:1].upper()}{best[1:]} earns the most"
+    if len(data) > 1:
+        title = f"{best[:1].upper()}{best[1:]} earns {display.fmt(data.iloc[0] - data.iloc[1], 'money')} more than {data.index[1]}"
+    plots.finish(ax, title, x="expected net margin", xunit="money")
     return ax
 
 
@@ -562,7 +593,7 @@ def synthetic_candidates(n_customers: int, seed: int = 0, consent: float = 0.6,
     """A realistic candidate table for ``n_customers`` x 3 channels x 4 offers, for tests and benchmarks.
 
     Margins are skewed (log-normal, a few big customers); uplift depends on the customer and the
-    channel (calls lift most, then SMS, then e-mail) and is negative for about one row in eight
+    channel (calls lift most, then SMS, then e-mail) and is negative for about one row in ten
     ("sleeping dogs", who often have a high response probability); each channel has ~``consent``
     opt-in (calls share the SMS opt-in) and 3% of customers are on do-not-contact. Not every
     offer applies to every customer (win-back only to lapsed ones, retention only to active ones).
