@@ -408,3 +408,19 @@ def plot_response_against_uplift(candidates: pd.DataFrame, channel: str, ax=None
              f"contacted; {who}")
     return plots.finish(ax, title, x="P(buy | contacted)", y="estimated uplift", xunit="rate", yunit="rate",
                         truncated=False)
+
+
+def channel_test(candidates: pd.DataFrame, chosen: pd.DataFrame, channel: str, size: int) -> pd.DataFrame:
+    """Up to ``size`` contacts on ``channel`` that test it, for customers the plan (``chosen``)
+    does not contact: each such customer's allowed row on the channel with the highest expected
+    incremental margin, the highest first; only rows with a positive expected incremental margin
+    (never an estimated sleeping dog), so the test may come out smaller.
+
+    A channel without history runs on an assumed uplift (``Settings.assumed_uplift``); a plan
+    that never uses it never learns whether the assumption holds. These rows are a deliberate
+    test, paid from a test budget, whose control group lets notebook 09 measure the channel.
+    """
+    rows = candidates[(candidates["channel"] == channel) & candidates["allowed"] & (candidates["expected_margin"] > 0)
+                      & ~candidates["customer_id"].isin(chosen["customer_id"])]
+    rows = rows.sort_values(["expected_margin", "customer_id"], ascending=[False, True], kind="stable")
+    return rows.drop_duplicates("customer_id").head(max(int(size), 0)).sort_values(["customer_id", "offer"])
