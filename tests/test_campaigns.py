@@ -54,6 +54,7 @@ def scored(small_warehouse, tmp_path_factory):
     copy = tmp_path_factory.mktemp("campaigns") / "warehouse.duckdb"
     shutil.copy(small_warehouse, copy)
     with duckdb.connect(str(copy)) as con:
+        con.execute("DROP TABLE IF EXISTS campaign_plan")  # notebook 08 may have planned on the small world
         con.execute("UPDATE dim_customer SET do_not_contact = NULL WHERE customer_id % 17 = 0")
         con.execute("UPDATE dim_customer SET sms_opt_in = NULL WHERE customer_id % 13 = 0")
         con.execute("UPDATE dim_customer SET phone = NULL WHERE customer_id % 11 = 0")
