@@ -4,6 +4,7 @@ contact field their channel needs, byte-identical when exported again."""
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from datetime import date
 
 import duckdb
@@ -94,3 +95,32 @@ def test_exports_hold_only_the_channels_contact_field_and_are_byte_identical(cop
         assert sorted(exported["customer_id"]) == sorted(treated["customer_id"]), "control or other rows exported"
         assert exported["customer_id"].is_monotonic_increasing
         assert (path.stat().st_mode & 0o077) == 0, "an export with personal data readable by others"
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_plan(copy, monkeypatch):
+    handoff.record_plan(copy, a_plan(copy), "P01", AS_OF)
+    before = stored(copy, "P01")
+    real = wh.transaction
+
+    @contextmanager
+    def killed(raw):
+        with real(raw):
+            yield
+            raise RuntimeError("killed after the insert, before the commit")
+
+    monkeypatch.setattr(wh, "transaction", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        handoff.record_plan(copy, a_plan(copy, n=50, seed=2), "P01", AS_OF)
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(stored(copy, "P01"), before)
+
+
+def test_exported_contact_fields_are_the_customers_own(copy, tmp_path):
+    handoff.record_plan(copy, a_plan(copy), "P01", AS_OF, holdout=0.2)
+    with wh.reading(copy) as con:
+        people = con.table("dim_customer").select("customer_id", "email", "phone").execute().set_index("customer_id")
+    for path in handoff.export_plan(copy, "P01", tmp_path):
+        exported = pd.read_csv(path, dtype={"email": str, "phone": str})
+        field = exported.columns[-1]
+        own = exported["customer_id"].map(people[field])
+        assert (exported[field].fillna("") == own.fillna("")).all(), f"{path.name}: a contact field of someone else"
