@@ -29,7 +29,9 @@ conflict with recent contact history: no SMS to a customer who was e-mailed the 
 Hold-out sizing (:func:`holdout_size`) states its rule: the smallest control group that gives
 the test the wanted power for the expected uplift (two-sided z-test of two proportions,
 statsmodels), capped at a share of the list; :func:`profit_test_size` gives the
-profit-maximising alternative of Feit & Berman (2019) for comparison.
+profit-maximising alternative of Feit & Berman (2019) for comparison. A channel without history
+(calls in the sample) can be tested on purpose (:func:`channel_test`): contacts added to the
+plan so that the channel gets measured and its assumed uplift replaced.
 """
 
 from __future__ import annotations
@@ -254,7 +256,8 @@ def holdout_size(n: int, base_rate: float, uplift: float, power: float = 0.8, al
     cap = max(int(n * max_share), 0)
     if cap <= min_control or detection_power(n - cap, cap, base_rate, uplift, alpha) < power:
         control = min(cap, n)
-        return Holdout(n, control, uplift, base_rate, detection_power(n - control, control, base_rate, uplift, alpha), True)
+        reached = detection_power(n - control, control, base_rate, uplift, alpha)
+        return Holdout(n, control, uplift, base_rate, reached, True)
     low, high = min_control, cap
     if detection_power(n - low, low, base_rate, uplift, alpha) >= power:
         return Holdout(n, low, uplift, base_rate, detection_power(n - low, low, base_rate, uplift, alpha), False)
@@ -331,9 +334,11 @@ def targeting_by_channel(candidates: pd.DataFrame) -> pd.DataFrame:
     for channel, part in best.groupby("channel", sort=False):
         by_value = part[part["net"] > 0]
         by_response = part.sort_values("p_response", ascending=False, kind="stable").head(len(by_value))
-        out[channel] = {"allowed": len(part), "by_value": len(by_value), "negative_uplift": int((part["uplift"] < 0).sum()),
+        out[channel] = {"allowed": len(part), "by_value": len(by_value),
+                        "negative_uplift": int((part["uplift"] < 0).sum()),
                         "dogs_by_response": int((by_response["uplift"] < 0).sum()),
-                        "net_by_value": float(by_value["net"].sum()), "net_by_response": float(by_response["net"].sum())}
+                        "net_by_value": float(by_value["net"].sum()),
+                        "net_by_response": float(by_response["net"].sum())}
     order = [c for c in ("email", "sms", "call") if c in out] + sorted(set(out) - {"email", "sms", "call"})
     return pd.DataFrame.from_dict(out, orient="index").loc[order].rename_axis("channel")
 
@@ -371,8 +376,9 @@ def consent_breaches(con: BaseBackend | str | Path | None, rows: pd.DataFrame,
 
 def holdout_table(sizes: dict[str, Holdout]) -> pd.DataFrame:
     """:func:`holdouts` as a table, one row per channel."""
-    return pd.DataFrame([{"channel": ch, "contacts": h.n, "control": h.control, "control_share": h.control / h.n if h.n else 0.0,
-                          "uplift": h.uplift, "base_rate": h.base_rate, "power": h.power, "capped": h.capped}
+    return pd.DataFrame([{"channel": ch, "contacts": h.n, "control": h.control,
+                          "control_share": h.control / h.n if h.n else 0.0, "uplift": h.uplift,
+                          "base_rate": h.base_rate, "power": h.power, "capped": h.capped}
                          for ch, h in sizes.items()]).set_index("channel")
 
 

@@ -122,7 +122,8 @@ def export_file(out_dir: Path, campaign_id: str, channel: str) -> Path:
     return Path(out_dir) / f"{campaign_id}_{channel}.csv"
 
 
-def export_plan(warehouse: Path | str | BaseBackend | None, campaign_id: str, out_dir: Path | str | None = None) -> list[Path]:
+def export_plan(warehouse: Path | str | BaseBackend | None, campaign_id: str,
+                out_dir: Path | str | None = None) -> list[Path]:
     """Export the treatment arm of ``campaign_id``: one CSV per channel (see the module
     docstring) under ``out_dir`` (default ``<project>/reports/campaigns``); returns the paths.
 
@@ -157,5 +158,5 @@ def export_plan(warehouse: Path | str | BaseBackend | None, campaign_id: str, ou
 
 def export_summary(paths: list[Path]) -> pd.DataFrame:
     """What each exported file holds: ``file``, ``rows`` and its ``columns`` (names, in order)."""
-    return pd.DataFrame([{"file": p.name, "rows": len(pd.read_csv(p)), "columns": ", ".join(pd.read_csv(p, nrows=0).columns)}
-                         for p in paths])
+    return pd.DataFrame([{"file": p.name, "rows": len(pd.read_csv(p)),
+                          "columns": ", ".join(pd.read_csv(p, nrows=0).columns)} for p in paths])
