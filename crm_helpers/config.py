@@ -11,7 +11,7 @@ warehouse file).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
 
@@ -153,6 +153,17 @@ class Settings:
     best product does not offer them twice; the sample world has none: its customers buy a product
     again as readily as another of its category and tier); ``tier_ladder`` orders the product tiers from the
     lowest (an up-sell offers the next one).
+
+    Campaigns (the wisdom stage; channels are the keys of ``contact_costs``): ``contact_costs``
+    is the cost of one contact per channel, in the declared currency; ``channel_consent`` names
+    the ``dim_customer`` column that grants consent for each channel (an unknown value counts as
+    no consent, and ``do_not_contact`` always overrides it); ``channel_contact_field`` the one
+    contact field an export for the channel carries; ``call_centre_hours`` and ``call_minutes``
+    give the call channel's capacity per plan period (hours x 60 / minutes per call);
+    ``max_contacts_per_customer`` limits contacts per customer per plan; no SMS goes to a
+    customer within ``sms_after_email_days`` of an e-mail on the same offer; ``assumed_uplift``
+    lets a channel without campaign history borrow another channel's estimated uplift times a
+    factor (``{"call": ["sms", 1.5]}``) until a measured campaign replaces the assumption.
     """
 
     organisation: str = "Sample Retail Ltd"
@@ -172,6 +183,27 @@ class Settings:
     quarantine_retention_days: int = 90
     durable_categories: tuple[str, ...] = ()
     tier_ladder: tuple[str, ...] = ("basic", "plus", "premium")
+    contact_costs: dict[str, float] = field(default_factory=lambda: {"email": 0.05, "sms": 0.12, "call": 4.50})
+    channel_consent: dict[str, str] = field(default_factory=lambda: {"email": "email_opt_in", "sms": "sms_opt_in",
+                                                                     "call": "sms_opt_in"})
+    channel_contact_field: dict[str, str] = field(default_factory=lambda: {"email": "email", "sms": "phone",
+                                                                           "call": "phone"})
+    call_centre_hours: float = 200
+    call_minutes: float = 6
+    max_contacts_per_customer: int = 1
+    sms_after_email_days: int = 7
+    assumed_uplift: dict[str, tuple[str, float]] = field(default_factory=lambda: {"call": ("sms", 1.5)})
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The contact channels, in the order ``contact_costs`` declares them."""
+        return tuple(self.contact_costs)
+
+    @property
+    def channel_capacity(self) -> dict[str, int]:
+        """Contacts each capacity-limited channel can make per plan period: calls only, from the
+        call centre's hours (``{"call": 2000}`` by default); other channels are unlimited."""
+        return {"call": int(self.call_centre_hours * 60 // self.call_minutes)} if "call" in self.contact_costs else {}
 
     @property
     def currency_symbol(self) -> str:
@@ -198,8 +230,12 @@ class Settings:
         if unknown:
             raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(known)})")
         for name, value in block.items():
-            if isinstance(getattr(cls, name), tuple):
+            if isinstance(known[name].default, tuple):
                 block[name] = tuple([value] if isinstance(value, str) else value or ())
+            elif known[name].default_factory is not MISSING:  # a mapping of channel to value
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: {name} must map each channel to a value, not {value!r}")
+                block[name] = {str(k): tuple(v) if isinstance(v, list) else v for k, v in value.items()}
         settings = cls(**block)
         settings.check(where)
         return settings
@@ -217,10 +253,32 @@ class Settings:
                               f"not {self.quarantine_retention_days!r}")
         if self.timezone not in available_timezones():
             raise ConfigError(f"{where}: unknown time zone {self.timezone!r} (such as Europe/Paris)")
+        self._check_campaigns(where)
         import phonenumbers
 
         if phonenumbers.country_code_for_region(self.country) == 0:
             raise ConfigError(f"{where}: unknown country {self.country!r} (an ISO 3166 code such as FR)")
+
+
+    def _check_campaigns(self, where: str) -> None:
+        """Raise :class:`ConfigError` for a campaign setting that cannot be used (see the class)."""
+        channels = set(self.contact_costs)
+        for name in ("channel_consent", "channel_contact_field"):
+            missing = sorted(channels - set(getattr(self, name)))
+            if missing:
+                raise ConfigError(f"{where}: {name} says nothing about channel {missing[0]!r}")
+        bad = {k: v for k, v in self.contact_costs.items() if not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ConfigError(f"{where}: contact_costs must be amounts of at least 0, not {bad}")
+        for number in ("call_centre_hours", "call_minutes", "max_contacts_per_customer", "sms_after_email_days"):
+            value = getattr(self, number)
+            if not isinstance(value, (int, float)) or value < 0 or (number == "call_minutes" and value == 0):
+                raise ConfigError(f"{where}: {number} must be a positive number, not {value!r}")
+        for channel, rule in self.assumed_uplift.items():
+            if not (isinstance(rule, (tuple, list)) and len(rule) == 2 and rule[0] in channels
+                    and isinstance(rule[1], (int, float))):
+                raise ConfigError(f"{where}: assumed_uplift of {channel!r} must be [another channel, factor], "
+                                  f"not {rule!r}")
 
 
 def with_decimals(pattern: str, decimals: int) -> str:

@@ -47,11 +47,17 @@ def drop_personal(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=list(df.columns.intersection(PERSONAL_COLUMNS)))
 
 
-def contactable(customers, channel: str):
+def contactable(customers, channel: str, consent: dict[str, str] | None = None):
     """Customers (an Ibis table such as ``dim_customer``) who may be contacted on ``channel``.
 
-    Consent for the channel ('email' or 'sms') is required, and do-not-contact overrides it; an
-    unknown flag counts as no consent.
+    Consent for the channel is required, and do-not-contact overrides it; an unknown flag counts
+    as no consent. ``consent`` maps each channel to the column granting it
+    (``Settings.channel_consent``; default: the sample's, where calls need the SMS opt-in); a
+    channel it does not name is never contactable.
     """
-    consent = {"email": "email_opt_in", "sms": "sms_opt_in"}[channel]
-    return customers.filter(customers[consent].fill_null(False) & ~customers.do_not_contact.fill_null(True))
+    from crm_helpers.config import Settings
+
+    column = (consent or Settings().channel_consent).get(channel)
+    if column is None:
+        return customers.filter(False)
+    return customers.filter(customers[column].fill_null(False) & ~customers.do_not_contact.fill_null(True))

@@ -119,6 +119,26 @@ def test_churn_probabilities_above_one_stop_the_periodic_report(small_world, sma
     assert failure.value.ename == "AssertionError"
     assert failure.value.evalue.startswith("CLV at risk outside 0..total CLV")
 
+def test_purchases_that_lose_money_stop_the_campaign_plan(small_world, small_warehouse, tmp_path):
+    """08: order lines whose cost is twice the sales (cost in the wrong unit, say) make every
+    offer's purchase lose money; the plan stops before anyone is contacted. The copy gets simple
+    scores and offers when notebooks 05 and 06 have not written them to the small warehouse."""
+    warehouse = corrupted_copy(small_warehouse, tmp_path, """
+        CREATE TABLE IF NOT EXISTS customer_scores AS
+        SELECT customer_id, DATE '2025-12-31' AS as_of, 'Regular' AS segment, (customer_id % 10) / 10 AS p_alive,
+               1.0 AS expected_purchases_365d, 100.0 AS clv, (customer_id * 7 % 10) / 10 AS churn_probability,
+               'test' AS model_version, NULL::TIMESTAMP AS scored_at, NULL::DOUBLE AS first_year_value
+        FROM dim_customer;
+        CREATE TABLE IF NOT EXISTS next_best_offer AS
+        WITH p AS (SELECT sku, category, row_number() OVER (ORDER BY sku) - 1 AS i, count(*) OVER () AS n FROM dim_product)
+        SELECT c.customer_id, DATE '2025-12-31' AS as_of, 1 AS rank, p.sku AS product, p.category, 1.0 AS score,
+               'among the most popular products' AS reason
+        FROM dim_customer AS c JOIN p ON p.i = c.customer_id % p.n;
+        UPDATE fact_order_line SET cost_amount = line_amount * 2""")
+    message = failed_check("08_act.ipynb", small_world, warehouse, tmp_path)
+    assert message.startswith("purchases that lose money")
+
+
 def test_swapped_campaign_groups_stop_the_measure_notebook(small_world, small_warehouse, tmp_path):
     """09: treatment and control swapped in every campaign's contacts: the measured uplifts turn
     negative and their intervals no longer hold the designed effects."""
