@@ -70,6 +70,17 @@ class Rules:
     win_back_p_alive: float = 0.3
     win_back_orders: int = 2
 
+    def table(self) -> pd.DataFrame:
+        """The thresholds in words, each in its unit (index: the rule), for a notebook's table."""
+        from crm_helpers.display import fmt
+
+        rows = {"cross-sell: P(alive) at least": fmt(self.cross_sell_p_alive, "rate"),
+                "retention: churn probability at least": fmt(self.retention_churn, "rate"),
+                "retention and win-back: past margin in the top": fmt(1 - self.value_quantile, "rate"),
+                "win-back: P(alive) below": fmt(self.win_back_p_alive, "rate"),
+                "win-back: orders at least": fmt(self.win_back_orders, "count")}
+        return pd.DataFrame({"threshold": rows}).rename_axis("rule")
+
 
 def customer_values(con: BaseBackend | str | Path | None, as_of) -> pd.DataFrame:
     """Per customer with a purchase up to ``as_of``: ``orders``, ``margin`` (sales minus cost of
