@@ -74,7 +74,12 @@ def one_run(path: Path, level: str, min_support: float, max_len: int) -> dict:
             association_rules(found, num_itemsets=len(matrix), metric="confidence", min_threshold=0.0)
             return found
 
-        seconds, found = timed(name, mine)
+        try:
+            seconds, found = timed(name, mine)
+        except MemoryError as err:  # apriori's candidate array is baskets x candidates x size
+            print(f"{name} on {path}: out of memory ({err})", flush=True)
+            out[name] = float("nan")
+            continue
         if set(found["itemsets"]) != set(sets["itemsets"]):
             raise RuntimeError(f"{name} found other itemsets than the engine on {path}")
         out[name] = seconds
@@ -96,7 +101,7 @@ def main() -> None:
         runs = [one_run(path, args.level, args.min_support, args.max_len) for _ in range(args.runs)]
         row = {"warehouse": str(path), **{k: runs[0][k] for k in ("baskets", "items", "itemsets")}}
         for key in ("engine", "one-hot matrix", "apriori", "fpgrowth"):
-            row[key] = statistics.median(r[key] for r in runs)
+            row[key] = statistics.median(r[key] for r in runs)  # NaN: out of memory
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False), flush=True)
     print("load average at the end:", os.getloadavg(), "| CPU seconds (all runs, all warehouses):",
