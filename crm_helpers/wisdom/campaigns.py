@@ -49,6 +49,8 @@ from crm_helpers import warehouse as wh
 from crm_helpers.information import star
 
 OFFERS = config.PLAN_OFFERS
+#: Customers with no purchase for more than this many days (but some before) count as lapsed.
+LAPSED_DAYS = 120
 COLUMNS = ["customer_id", "channel", "offer", "uplift", "p_response", "value", "expected_margin", "cost",
            "allowed"]
 #: How notebook 06 words an up-sell offer's reason (``next_best.REASONS["upsell"]``).
@@ -344,7 +346,7 @@ def estimates(model, features: pd.DataFrame, channels, calibration: dict | None 
 
 
 def uplift_by_offer(lift: pd.DataFrame, offer_types: dict[str, str], recency_days: pd.Series,
-                    lapsed_days: int = 120) -> pd.DataFrame:
+                    lapsed_days: int = LAPSED_DAYS) -> pd.DataFrame:
     """Mean estimated uplift per plan offer and channel, from :func:`estimates` with
     ``offer_types``: index offer; columns offer_type (the past offer type it is learnt from), then
     per channel ``<channel>`` (all customers) and ``<channel>_lapsed`` (customers with no purchase
