@@ -229,7 +229,8 @@ def test_the_optimised_plan_beats_top_n_by_response_in_true_incremental_margin(w
         as_of = star.latest_order_date(con)
         model = uplift.fit(uplift.campaign_history(con), seed=0, max_iter=60)
         today = uplift.customer_features(con, uplift.as_of_default(con))
-        lift, response = campaigns.estimates(model, today, settings.channels, {}, settings.assumed_uplift)
+        lift, response = campaigns.estimates(model, today, settings.channels, {}, settings.assumed_uplift,
+                                             settings.offer_types)
         table = campaigns.candidates(con, as_of, lift, response, settings)
         budget = 0.5 * campaigns.full_cost(table)
         capacity, limit = settings.channel_capacity, settings.max_contacts_per_customer
