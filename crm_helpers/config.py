@@ -139,6 +139,10 @@ def read_yaml(path: Path) -> dict:
     return doc or {}
 
 
+#: The plan's offers (``wisdom.campaigns.OFFERS``), which ``Settings.offer_types`` maps to past offer types.
+PLAN_OFFERS = ("cross_sell", "up_sell", "retention", "win_back")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The organisation's settings: the ``settings:`` block of ``sources.yml``.
@@ -163,7 +167,10 @@ class Settings:
     ``max_contacts_per_customer`` limits contacts per customer per plan; no SMS goes to a
     customer within ``sms_after_email_days`` of an e-mail on the same offer; ``assumed_uplift``
     lets a channel without campaign history borrow another channel's estimated uplift times a
-    factor (``{"call": ["sms", 1.5]}``) until a measured campaign replaces the assumption.
+    factor (``{"call": ["sms", 1.5]}``) until a measured campaign replaces the assumption;
+    ``offer_types`` says which kind of past offer (``dim_campaign.offer_type``: ``discount``,
+    ``category``, ``reactivation`` in the sample) each plan offer resembles, so its uplift is
+    learnt from those campaigns (a type the history lacks falls back to the channel's mix).
     """
 
     organisation: str = "Sample Retail Ltd"
@@ -193,6 +200,8 @@ class Settings:
     max_contacts_per_customer: int = 1
     sms_after_email_days: int = 7
     assumed_uplift: dict[str, tuple[str, float]] = field(default_factory=lambda: {"call": ("sms", 1.5)})
+    offer_types: dict[str, str] = field(default_factory=lambda: {
+        "cross_sell": "category", "up_sell": "category", "retention": "discount", "win_back": "reactivation"})
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -279,6 +288,10 @@ class Settings:
                     and isinstance(rule[1], (int, float))):
                 raise ConfigError(f"{where}: assumed_uplift of {channel!r} must be [another channel, factor], "
                                   f"not {rule!r}")
+        bad = {k: v for k, v in self.offer_types.items() if k not in PLAN_OFFERS or not (isinstance(v, str) and v)}
+        if bad:
+            raise ConfigError(f"{where}: offer_types must map plan offers ({', '.join(PLAN_OFFERS)}) to an "
+                              f"offer type of the campaign history, not {bad}")
 
 
 def with_decimals(pattern: str, decimals: int) -> str:

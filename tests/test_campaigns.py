@@ -229,7 +229,8 @@ def test_the_optimised_plan_beats_top_n_by_response_in_true_incremental_margin(w
         as_of = star.latest_order_date(con)
         model = uplift.fit(uplift.campaign_history(con), seed=0, max_iter=60)
         today = uplift.customer_features(con, uplift.as_of_default(con))
-        lift, response = campaigns.estimates(model, today, settings.channels, {}, settings.assumed_uplift)
+        lift, response = campaigns.estimates(model, today, settings.channels, {}, settings.assumed_uplift,
+                                             settings.offer_types)
         table = campaigns.candidates(con, as_of, lift, response, settings)
         budget = 0.5 * campaigns.full_cost(table)
         capacity, limit = settings.channel_capacity, settings.max_contacts_per_customer
@@ -247,3 +248,22 @@ def test_the_optimised_plan_beats_top_n_by_response_in_true_incremental_margin(w
     assert by_response.chosen["cost"].sum() <= spent + 1e-9
     assert by_response.chosen["cost"].sum() >= 0.95 * spent, "the response plan spends much less: not equal cost"
     assert ours > theirs, f"true incremental margin: optimised {ours:,.0f}, top N by response {theirs:,.0f}"
+
+
+def test_candidates_take_each_offers_own_uplift_and_offer_types_are_checked(scored, table):
+    """With (channel, offer) estimates (campaigns.estimates with Settings.offer_types), each
+    candidate row's uplift and P(buy) are its channel's AND offer's; the setting is validated."""
+    with wh.reading(scored) as con:
+        ids = con.table("dim_customer").customer_id.execute()
+        uplift, p_response = stub_uplift(ids)
+        shift = {offer: 0.01 * i for i, offer in enumerate(campaigns.OFFERS)}
+        by_offer = pd.concat({(c, o): uplift[c] + shift[o] for c in uplift for o in campaigns.OFFERS}, axis=1)
+        response = pd.concat({(c, o): p_response[c] for c in p_response for o in campaigns.OFFERS}, axis=1)
+        got = campaigns.candidates(con, AS_OF, by_offer, response)
+    pd.testing.assert_frame_equal(got.drop(columns=["uplift", "expected_margin"]),
+                                  table.drop(columns=["uplift", "expected_margin"]))
+    np.testing.assert_allclose(got["uplift"], table["uplift"] + got["offer"].map(shift))
+    assert config.Settings().offer_types["win_back"] == "reactivation"
+    for bad in ({"offer_types": {"bogof": "discount"}}, {"offer_types": {"win_back": ""}}, {"offer_types": "discount"}):
+        with pytest.raises(config.ConfigError):
+            config.Settings.from_mapping(bad)

@@ -72,8 +72,8 @@ FILES = {
         "T2,2024-07-11 09:30:00,José Müller,jm@example.com,+44 7700 900003,B2 2BB,COMPLAINT,"
         "escalated"],
     "campaigns/campaigns.csv": [
-        "campaign_id,campaign_name,channel,start_date,end_date,offer",
-        "C1,Summer,email,2024-07-01,2024-07-14,10% off"],
+        "campaign_id,campaign_name,channel,start_date,end_date,offer,offer_type",
+        "C1,Summer,email,2024-07-01,2024-07-14,10% off,discount"],
     "campaigns/contacts_C1.csv": [
         "campaign_id,customer_ref,contact_date,channel,group",
         "C1,CM00000001,2024-07-01,email,treatment",

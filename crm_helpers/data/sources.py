@@ -46,7 +46,8 @@ STAGING: dict[str, dict[str, tuple[str, bool]]] = {
         "channel": (V, False), "reason_code": (V, False), "outcome": (V, False)},
     "campaign": {
         "campaign_id": (V, R), "campaign_name": (V, False), "channel": (V, False),
-        "start_date": ("DATE", False), "end_date": ("DATE", False), "offer": (V, False)},
+        "start_date": ("DATE", False), "end_date": ("DATE", False), "offer": (V, False),
+        "offer_type": (V, False)},
     "campaign_contact": {
         "campaign_id": (V, R), "customer_ref": (V, R), "contact_date": ("DATE", R),
         "channel": (V, False), "treatment_group": (V, R)},

@@ -204,7 +204,8 @@ def build_star(con, records: ir.Table, identity_map: ir.Table, lines: ir.Table, 
         "dim_channel": with_inferred_members(channel_dimension(stores, settings), facts, "store_id",
                                              channel=_.channel.min()).order_by("store_id"),
         "dim_campaign": first_per_key(con.table("stg_campaign"), "campaign_id").select(
-            "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer").order_by("campaign_id"),
+            "campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer", "offer_type"
+        ).order_by("campaign_id"),
         "fact_order_line": facts,
         "fact_interaction": map_customer(interactions, identity_map).order_by("interaction_ts"),
         "fact_campaign_contact": map_customer(contacts, identity_map, master).order_by(["campaign_id", "customer_id"]),

@@ -140,7 +140,7 @@ def write_reference_files(out: Output, world: World) -> None:
         "channel": [c.channel for c in cs], "start_date": [c.start.isoformat() for c in cs],
         "end_date": [(pd.Timestamp(c.start) + pd.Timedelta(days=w.CAMPAIGN_WINDOW_DAYS - 1))
                      .date().isoformat() for c in cs],
-        "offer": [c.offer for c in cs]})
+        "offer": [c.offer for c in cs], "offer_type": [c.offer_type for c in cs]})
 
 
 def simulate_chunk(world: World, state: RunState, rates: DefectRates, rng: np.random.Generator,

@@ -29,7 +29,7 @@ from .behaviour import FIRST_DAY, SEASON, day_intensity
 from .clock import DAY, END_DAY, day_number, local_to_utc
 
 CAMPAIGNS_FILE = "campaigns/campaigns.csv"
-CAMPAIGN_COLUMNS = ["campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer"]
+CAMPAIGN_COLUMNS = ["campaign_id", "campaign_name", "channel", "start_date", "end_date", "offer", "offer_type"]
 
 
 def _as_date(start) -> date:
@@ -221,7 +221,9 @@ def play_forward(base: Path | str, warehouse: Path | str, campaign_id: str, star
     a played-forward campaign do not arise (only campaign C13 has them). A purchase's value is
     one of the customer's past order values (any customer's when they have none), its day
     uniform in the window. Writes campaigns/contacts_<id>.csv, campaigns/responses_<id>.csv
-    and adds the campaign to campaigns/campaigns.csv (replacing an earlier row of the same id);
+    and adds the campaign to campaigns/campaigns.csv (replacing an earlier row of the same id; its
+    offer_type joins the plan offers' types, ``Settings.offer_types``, with "+" as its channel and
+    offer do);
     the same plan, start and seed write the same bytes. Returns the files written or confirmed.
     """
     base = Path(base)
@@ -235,6 +237,7 @@ def play_forward(base: Path | str, warehouse: Path | str, campaign_id: str, star
         plan = plan.dropna(subset=["customer_ref"]).reset_index(drop=True)
         truths = person_uplift(base, con, plan[["campaign_id", "person_id", "channel"]], start)
         values, pool = order_values(con, plan.customer_id.unique())
+        offer_types = wh.settings(con).offer_types
     u0, u1, pick, day = (rng.random(len(plan)) for _ in range(4))
     alive = truths.alive.to_numpy()
     q, designed = truths.q.to_numpy(), truths.designed.to_numpy()
@@ -262,11 +265,12 @@ def play_forward(base: Path | str, warehouse: Path | str, campaign_id: str, star
         else pd.DataFrame(columns=CAMPAIGN_COLUMNS)
     row = {"campaign_id": campaign_id, "campaign_name": f"Planned campaign {campaign_id}",
            "channel": "+".join(sorted(plan.channel.unique())), "start_date": start.isoformat(),
-           "end_date": end.isoformat(), "offer": "+".join(sorted(plan.offer.astype(str).unique()))}
+           "end_date": end.isoformat(), "offer": "+".join(sorted(plan.offer.astype(str).unique())),
+           "offer_type": "+".join(sorted({offer_types.get(o, "") for o in plan.offer.astype(str)} - {""}))}
     known = pd.concat([known[known.campaign_id != campaign_id], pd.DataFrame([row])], ignore_index=True)
     files = {raw / "campaigns" / f"contacts_{campaign_id}.csv": _csv(contacts),
              raw / "campaigns" / f"responses_{campaign_id}.csv": _csv(responses),
-             campaigns_path: _csv(known[CAMPAIGN_COLUMNS])}
+             campaigns_path: _csv(known.reindex(columns=CAMPAIGN_COLUMNS).fillna(""))}
     for path, text in files.items():
         _write_if_changed(path, text)
     return list(files)

@@ -378,6 +378,11 @@ CAMPAIGNS = (
     ("C14", "Black Friday 2025", "email", date(2025, 11, 10), "25% off everything",
      0.9, 0.2, 1.3),
 )
+# What kind of offer each campaign made (campaigns.csv offer_type): a store-wide discount or
+# reward, a category offer, or the reactivation SMS to lapsed customers. The designed uplift does
+# not depend on it except through the campaign's strength and C13's sleeping dogs.
+OFFER_TYPES = ("discount", "category", "reactivation")
+CAMPAIGN_OFFER_TYPES = {"C01": "category", "C05": "category", "C13": "reactivation"}  # others: discount
 # Designed uplift in the chance of buying in the window, by segment (elite, loyal, regular,
 # occasional), before the campaign's strength and the person's observable traits act on it.
 # A regular customer's uplift, scaled by each segment's responsiveness.
@@ -552,12 +557,14 @@ class Campaign:
     control_share: float = CONTROL_SHARE
     strength: float = 1.0
     sleeping_dogs: bool = False
+    offer_type: str = "discount"
 
 
 def build_campaigns(rng: np.random.Generator | None = None) -> list[Campaign]:
     """The campaign calendar in time order (fully designed: the generator is not used)."""
     out = [Campaign(cid, name, channel, start, offer, target, strength * CAMPAIGN_SEGMENT_UPLIFT,
-                    control, strength, cid == SLEEPING_DOGS_CAMPAIGN)
+                    control, strength, cid == SLEEPING_DOGS_CAMPAIGN,
+                    CAMPAIGN_OFFER_TYPES.get(cid, "discount"))
            for cid, name, channel, start, offer, target, control, strength in CAMPAIGNS]
     return sorted(out, key=lambda c: c.start)
 

@@ -15,4 +15,7 @@
   incremental revenue and margin, ROI after contact costs, by channel and segment), stored in
   ``campaign_results``; the periodic report's campaign section.
 - ``touchpoints``: a change at a touch point in one region, by difference in differences.
+
+Uplift is estimated by channel and offer type: ``dim_campaign.offer_type`` is a feature of each
+channel's learners, and ``Settings.offer_types`` says which past type each plan offer resembles.
 """

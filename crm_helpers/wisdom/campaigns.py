@@ -48,7 +48,9 @@ from crm_helpers import config, privacy
 from crm_helpers import warehouse as wh
 from crm_helpers.information import star
 
-OFFERS = ("cross_sell", "up_sell", "retention", "win_back")
+OFFERS = config.PLAN_OFFERS
+#: Customers with no purchase for more than this many days (but some before) count as lapsed.
+LAPSED_DAYS = 120
 COLUMNS = ["customer_id", "channel", "offer", "uplift", "p_response", "value", "expected_margin", "cost",
            "allowed"]
 #: How notebook 06 words an up-sell offer's reason (``next_best.REASONS["upsell"]``).
@@ -195,8 +197,9 @@ def candidates(con: BaseBackend | str | Path | None, as_of, uplift: pd.DataFrame
     customer, channel and offer.
 
     ``uplift`` and ``p_response``: the estimated uplift and the probability of buying if
-    contacted, indexed by customer_id with one column per channel (from ``wisdom.uplift``);
-    customers without an estimate for a channel get no row for it. ``cost`` comes from
+    contacted, indexed by customer_id with one column per channel, or per (channel, offer) when
+    :func:`estimates` had ``offer_types`` (from ``wisdom.uplift``); customers without an estimate
+    for a channel (and offer) get no row for it. ``cost`` comes from
     ``settings.contact_costs``; ``allowed`` as the module docstring says.
     """
     con = wh.as_connection(con)
@@ -211,9 +214,8 @@ def candidates(con: BaseBackend | str | Path | None, as_of, uplift: pd.DataFrame
         if channel not in uplift.columns:
             continue
         part = offers.assign(channel=channel)
-        part["uplift"] = part["customer_id"].map(uplift[channel]).astype(float)
-        part["p_response"] = part["customer_id"].map(p_response[channel]).astype(float) \
-            if channel in p_response.columns else np.nan
+        part["uplift"] = _per_row(uplift, channel, part)
+        part["p_response"] = _per_row(p_response, channel, part) if channel in p_response.columns else np.nan
         part = part.dropna(subset=["uplift"])
         part["cost"] = float(settings.contact_costs[channel])
         allowed = part["customer_id"].map(reach[channel]).fillna(False).astype(bool)
@@ -225,6 +227,18 @@ def candidates(con: BaseBackend | str | Path | None, as_of, uplift: pd.DataFrame
     out["expected_margin"] = out["uplift"] * out["value"]
     out = out.sort_values(["customer_id", "channel", "offer"], ignore_index=True)
     return out[COLUMNS + ["product", "clv"]].astype({"customer_id": "int64", "allowed": bool})
+
+
+def _per_row(estimate: pd.DataFrame, channel: str, rows: pd.DataFrame) -> pd.Series:
+    """Each row's estimate for ``channel``: by customer, and by the row's offer when ``estimate``
+    has (channel, offer) columns (NaN for an offer it lacks)."""
+    if not isinstance(estimate.columns, pd.MultiIndex):
+        return rows["customer_id"].map(estimate[channel]).astype(float)
+    out = pd.Series(np.nan, index=rows.index)
+    for offer, part in rows.groupby("offer"):
+        if (channel, offer) in estimate.columns:
+            out[part.index] = part["customer_id"].map(estimate[(channel, offer)]).astype(float)
+    return out
 
 
 # --- hold-out sizing --------------------------------------------------------------------------
@@ -303,17 +317,51 @@ def holdouts(chosen: pd.DataFrame, power: float = 0.8, alpha: float = 0.05, max_
 
 
 def estimates(model, features: pd.DataFrame, channels, calibration: dict | None = None,
-              assumed_uplift: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              assumed_uplift: dict | None = None,
+              offer_types: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Estimated uplift and P(buy | contacted) per customer (rows) and channel (columns), from a
     fitted ``wisdom.uplift`` model and ``uplift.customer_features``; a channel without history
     borrows another's uplift (``assumed_uplift``, as ``Settings.assumed_uplift``) and its response
-    probability, until ``calibration`` (measured campaigns) corrects its uplift."""
+    probability, until ``calibration`` (measured campaigns) corrects its uplift.
+
+    ``offer_types`` (as ``Settings.offer_types``: plan offer -> past offer type): the columns are
+    then (channel, offer), each offer estimated for its type (a type the channel's history lacks
+    gets the channel's pooled mix); None: one pooled column per channel."""
     from crm_helpers.wisdom import uplift
 
-    lift = pd.DataFrame({c: uplift.predict(model, features, c, calibration, assumed_uplift) for c in channels})
-    response = pd.DataFrame({c: uplift.predict(model, features, c, None, assumed_uplift, method="response")
-                             for c in channels})
+    keys = [(c, None, None) for c in channels] if offer_types is None else \
+        [(c, offer, kind) for c in channels for offer, kind in offer_types.items()]
+
+    def frame(**how) -> pd.DataFrame:
+        out = {(c, offer) if offer else c: uplift.predict(model, features, c, offer_type=kind, **how)
+               for c, offer, kind in keys}
+        out = pd.DataFrame(out)
+        if offer_types is not None:
+            out.columns = pd.MultiIndex.from_tuples(out.columns, names=["channel", "offer"])
+        return out
+
+    lift = frame(calibration=calibration, assumed_uplift=assumed_uplift)
+    response = frame(assumed_uplift=assumed_uplift, method="response")
     return lift, response
+
+
+def uplift_by_offer(lift: pd.DataFrame, offer_types: dict[str, str], recency_days: pd.Series,
+                    lapsed_days: int = LAPSED_DAYS) -> pd.DataFrame:
+    """Mean estimated uplift per plan offer and channel, from :func:`estimates` with
+    ``offer_types``: index offer; columns offer_type (the past offer type it is learnt from), then
+    per channel ``<channel>`` (all customers) and ``<channel>_lapsed`` (customers with no purchase
+    for more than ``lapsed_days`` days, but some before; ``recency_days`` by customer_id)."""
+    lapsed = (recency_days > lapsed_days).reindex(lift.index, fill_value=False).to_numpy()
+    channels = list(dict.fromkeys(lift.columns.get_level_values(0)))
+    rows = {}
+    for offer in offer_types:
+        row = {"offer_type": offer_types[offer]}
+        for channel in channels:
+            if (channel, offer) in lift.columns:
+                values = lift[(channel, offer)]
+                row[channel], row[f"{channel}_lapsed"] = values.mean(), values[lapsed].mean()
+        rows[offer] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("offer")
 
 
 # --- summaries the notebook shows -------------------------------------------------------------

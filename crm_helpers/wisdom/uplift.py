@@ -25,12 +25,14 @@ customers, when the top share is contacted: R_t(k)/N_t − R_c(k)/N_c), uplift c
 difference in response rates among the top k, times k/N), AUUC (area under the uplift curve) and
 the Qini coefficient (area between the Qini curve and the random-targeting diagonal).
 
-**Known limit.** A channel's campaigns are pooled, offer by offer unseen: on the sample the SMS
-history includes the reactivation SMS whose lapsed customers left when contacted, so every
-lapsed customer's SMS uplift is pulled below zero (safe: they are left alone), while in the
-other SMS campaigns lapsed customers did respond a little. On held-out SMS contacts alone the
-response model ranks about as well (20k world, four seeds: better in three); on e-mail and
-overall the X-learner wins in all four.
+**Offer types.** ``dim_campaign.offer_type`` (declared in ``sources.yml``; the sample's are
+``discount``, ``category`` and ``reactivation``) says what kind of offer a campaign made. Within a
+channel whose history names at least two types, every learner takes the type as a categorical
+feature (HistGradientBoosting's native categories), so it can learn that the reactivation SMS
+lost lapsed customers while a discount SMS won some. :func:`predict` then answers for one
+``offer_type``; without one (or for a type the channel never ran) it gives the channel's pooled
+mix: the types' estimates weighted by their share of the channel's history. A retailer whose
+campaign file has no offer type gets NULL there and the model of the channel alone.
 
 **Libraries.** causalml 0.18 installs cleanly on the stack but brings 18 packages (xgboost,
 lightgbm, shap, an NVIDIA NCCL wheel, ...) for meta-learners that are a few lines on
@@ -148,7 +150,8 @@ def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
                      web_channel: str | None = None) -> pd.DataFrame:
     """One row per contacted customer per past campaign whose response window has closed.
 
-    Columns: customer_id, campaign_id, channel, offer, start_date, treated (bool), treatment_share
+    Columns: customer_id, campaign_id, channel, offer, offer_type (None when the campaign file
+    has none), start_date, treated (bool), treatment_share
     (the campaign's share of contacts in the treatment arm: the known propensity), bought (a
     purchase response or an identified order in the window, start to end date), revenue and
     margin of the customer's orders in the window (the purchase responses' value when the orders
@@ -162,12 +165,14 @@ def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
     camp = camp.filter(camp.end_date.cast("date") <= star.latest_order_date(con))
     if campaigns is not None:
         camp = camp.filter(camp.campaign_id.isin(list(campaigns)))
-    camp = camp.select("campaign_id", "offer", as_of=camp.start_date.cast("date"),
-                       end_day=camp.end_date.cast("date"))
+    offer_type = camp.offer_type if "offer_type" in camp.columns else ibis.null("string")
+    camp = camp.select("campaign_id", "offer", offer_type=offer_type.cast("string"),
+                       as_of=camp.start_date.cast("date"), end_day=camp.end_date.cast("date"))
     sent = con.table("fact_campaign_contact")
     sent = sent.filter(sent.customer_id.notnull()).join(camp, "campaign_id")
     who = sent.group_by(["campaign_id", "customer_id"]).aggregate(
-        channel=sent.channel.max(), offer=sent.offer.max(), as_of=sent.as_of.max(),
+        channel=sent.channel.max(), offer=sent.offer.max(), offer_type=sent.offer_type.max(),
+        as_of=sent.as_of.max(),
         end_day=sent.end_day.max(), treated=(sent.treatment_group == "treatment").any())
     resp = con.table("fact_campaign_response")
     resp = resp.filter((resp.response_type == "purchase") & resp.customer_id.notnull())
@@ -185,11 +190,11 @@ def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
         bought=(j.responses.fill_null(0) + j.window_orders.fill_null(0)) > 0,
         revenue=j.window_revenue.fill_null(j.response_value).fill_null(0),
         margin=j.window_margin.fill_null(0))
-    base = who.select("campaign_id", "customer_id", "channel", "offer", "treated", "as_of")
+    base = who.select("campaign_id", "customer_id", "channel", "offer", "offer_type", "treated", "as_of")
     feats = _with_features(con, base, web).join(outcome, ["campaign_id", "customer_id"])
     out = feats.execute().rename(columns={"as_of": "start_date"})
     out["treatment_share"] = out.groupby("campaign_id")["treated"].transform("mean")
-    cols = ["customer_id", "campaign_id", "channel", "offer", "start_date", "treated", "treatment_share",
+    cols = ["customer_id", "campaign_id", "channel", "offer", "offer_type", "start_date", "treated", "treatment_share",
             "bought", "revenue", "margin", *FEATURES]
     return _rounded(out[cols].sort_values(["campaign_id", "customer_id"], ignore_index=True))
 
@@ -201,7 +206,9 @@ def campaign_history(con: BaseBackend | str | Path | None, campaigns=None,
 @dataclass
 class ChannelModel:
     """One channel's fitted learners: outcome models per arm (mu0, mu1), the X-learner's effect
-    models (tau0, tau1), the response model and the channel's treatment share (propensity)."""
+    models (tau0, tau1), the response model and the channel's treatment share (propensity);
+    ``offer_types``: the offer types the learners take as a feature (empty: the channel alone),
+    ``offer_mix``: each type's share of the channel's history (the pooled estimate's weights)."""
 
     mu0: HistGradientBoostingClassifier
     mu1: HistGradientBoostingClassifier
@@ -210,6 +217,8 @@ class ChannelModel:
     response: HistGradientBoostingClassifier
     propensity: float
     rows: int
+    offer_types: tuple[str, ...] = ()
+    offer_mix: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,11 +240,33 @@ def arm_weights(treated: pd.Series, treatment_share: pd.Series) -> np.ndarray:
 
 
 def _classifier(seed: int, **settings) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(random_state=seed, **{**BOOSTING, **settings})
+    return HistGradientBoostingClassifier(random_state=seed, categorical_features="from_dtype",
+                                          **{**BOOSTING, **settings})
 
 
 def _regressor(seed: int, **settings) -> HistGradientBoostingRegressor:
-    return HistGradientBoostingRegressor(random_state=seed, **{**BOOSTING, **settings})
+    return HistGradientBoostingRegressor(random_state=seed, categorical_features="from_dtype",
+                                         **{**BOOSTING, **settings})
+
+
+def offer_types_of(history: pd.DataFrame) -> dict[str, float]:
+    """The offer types named in ``history`` rows with their share of the named rows (sorted by
+    type); empty when the column is absent or fewer than two types occur (one type says nothing
+    a learner could use)."""
+    if "offer_type" not in history:
+        return {}
+    named = history["offer_type"].dropna().astype(str)
+    mix = named.value_counts(normalize=True).sort_index()
+    return {str(k): float(v) for k, v in mix.items()} if len(mix) > 1 else {}
+
+
+def _inputs(x: pd.DataFrame, offer_types, offer_type) -> pd.DataFrame:
+    """The learners' inputs: ``x`` plus the offer type as a categorical column (one type for all
+    rows, or a row-wise Series), when the channel's learners use it."""
+    if not offer_types:
+        return x
+    values = offer_type if isinstance(offer_type, pd.Series) else [offer_type] * len(x)
+    return x.assign(offer_type=pd.Categorical(np.asarray(values, dtype=object), categories=list(offer_types)))
 
 
 def _p(model, x: pd.DataFrame) -> np.ndarray:
@@ -245,7 +276,10 @@ def _p(model, x: pd.DataFrame) -> np.ndarray:
 def fit_channel(history: pd.DataFrame, features=FEATURES, seed: int = 0, **settings) -> ChannelModel:
     """T- and X-learner and response model on one channel's history rows (see the module)."""
     h = history[(history["treatment_share"] > 0) & (history["treatment_share"] < 1)]
-    x, y, t = h[list(features)], h["bought"].to_numpy(dtype=int), h["treated"].to_numpy(dtype=bool)
+    mix = offer_types_of(h)
+    types = tuple(mix)
+    x = _inputs(h[list(features)], types, h["offer_type"] if types else None)
+    y, t = h["bought"].to_numpy(dtype=int), h["treated"].to_numpy(dtype=bool)
     w = arm_weights(h["treated"], h["treatment_share"])
     with threadpool_limits(THREADS):
         mu1 = _classifier(seed, **settings).fit(x[t], y[t], sample_weight=w[t])
@@ -255,7 +289,7 @@ def fit_channel(history: pd.DataFrame, features=FEATURES, seed: int = 0, **setti
         tau1 = _regressor(seed, **settings).fit(x[t], d1, sample_weight=w[t])
         tau0 = _regressor(seed, **settings).fit(x[~t], d0, sample_weight=w[~t])
         response = _classifier(seed, **settings).fit(x[t], y[t])
-    return ChannelModel(mu0, mu1, tau0, tau1, response, float(t.mean()), len(h))
+    return ChannelModel(mu0, mu1, tau0, tau1, response, float(t.mean()), len(h), types, mix)
 
 
 def fit(history: pd.DataFrame, features=FEATURES, seed: int = 0, method: str = "x",
@@ -285,26 +319,47 @@ def _raw(m: ChannelModel, x: pd.DataFrame, method: str) -> np.ndarray:
     raise ValueError(f"method must be 't', 'x' or 'response', not {method!r}")
 
 
+def _estimate(m: ChannelModel, x: pd.DataFrame, method: str, offer_type) -> np.ndarray:
+    """One channel's estimate for ``offer_type`` (a type, a row-wise Series of types, or None:
+    the pooled mix of the channel's types; an unseen type counts as None)."""
+    if not m.offer_types:
+        return _raw(m, x, method)
+    if isinstance(offer_type, pd.Series):
+        kinds = offer_type.fillna("").astype(str).to_numpy()
+        out = np.empty(len(x))
+        for kind in np.unique(kinds):
+            at = kinds == kind
+            out[at] = _estimate(m, x[at], method, kind or None)
+        return out
+    if offer_type in m.offer_types:
+        return _raw(m, _inputs(x, m.offer_types, offer_type), method)
+    return sum(share * _raw(m, _inputs(x, m.offer_types, kind), method) for kind, share in m.offer_mix.items())
+
+
 def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibration: dict | None = None,
-            assumed_uplift: dict | None = None, method: str | None = None) -> pd.Series:
+            assumed_uplift: dict | None = None, method: str | None = None,
+            offer_type: str | pd.Series | None = None) -> pd.Series:
     """Estimated uplift (rise in the chance of buying in a campaign window) per customer.
 
     ``features``: :func:`customer_features` (index customer_id). A channel with history uses its
     own learners; one without borrows ``assumed_uplift[channel] = (other channel, factor)``
     (default :data:`ASSUMED_UPLIFT`). Either way, ``calibration[channel]`` (from
     :func:`calibration`: measured over planned uplift) multiplies the result once that channel has
-    been measured. ``method="response"`` returns P(buy | contacted) instead (not calibrated).
+    been measured. ``offer_type``: the kind of offer (``dim_campaign.offer_type``, e.g.
+    ``"reactivation"``), or a Series of them aligned with ``features``; None, or a type the
+    channel's history never ran, gives the channel's pooled mix. ``method="response"`` returns
+    P(buy | contacted) instead (not calibrated).
     """
     method = method or model.method
     assumed = ASSUMED_UPLIFT if assumed_uplift is None else assumed_uplift
     x = features[model.features]
     if channel in model.channels:
-        value = _raw(model.channels[channel], x, method)
+        value = _estimate(model.channels[channel], x, method, offer_type)
         if method != "response":
             value = value * (calibration or {}).get(channel, 1.0)
     elif channel in assumed:
         source, factor = assumed[channel]
-        value = predict(model, features, source, calibration, {}, method).to_numpy()
+        value = predict(model, features, source, calibration, {}, method, offer_type).to_numpy()
         if method != "response":
             value = value * factor * (calibration or {}).get(channel, 1.0)
     else:
@@ -395,14 +450,15 @@ def split_customers(history: pd.DataFrame, test_share: float = TEST_SHARE,
 
 
 def score_rows(model: UpliftModel, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """``rows`` (history rows) with each model's score by its channel: uplift_x, uplift_t,
-    p_response and a seeded random score."""
+    """``rows`` (history rows) with each model's score by its channel and its campaign's offer
+    type: uplift_x, uplift_t, p_response and a seeded random score."""
     out = rows.copy()
     for name, method in (("uplift_x", "x"), ("uplift_t", "t"), ("p_response", "response")):
         out[name] = np.nan
         for ch, part in rows.groupby("channel"):
             if ch in model.channels:
-                out.loc[part.index, name] = predict(model, part, ch, method=method).to_numpy()
+                kinds = part["offer_type"] if "offer_type" in part else None
+                out.loc[part.index, name] = predict(model, part, ch, method=method, offer_type=kinds).to_numpy()
     out["random"] = np.random.default_rng(seed).random(len(out))
     return out
 
