@@ -294,20 +294,68 @@ def against_plan(con, results: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
     return out
 
 
-def replan(plan: pd.DataFrame, factors: dict[str, float], costs: dict[str, float]) -> pd.DataFrame:
-    """How a plan's rows look once their channels' uplifts are calibrated by ``factors``:
-    per channel, the rows worth contacting (expected value - contact cost > 0) before and after,
-    and their expected value. ``plan``: campaign_plan rows (uplift, expected_value: the expected
-    incremental margin of contacting the row); a channel without a factor keeps its uplift."""
-    rows = plan.assign(factor=plan.channel.map(factors).fillna(1.0).astype(float),
-                       cost=plan.channel.map(costs).fillna(0.0).astype(float))
-    rows["calibrated_value"] = rows.expected_value * rows.factor
-    rows["worth_before"] = rows.expected_value - rows.cost > 0
-    rows["worth_after"] = rows.calibrated_value - rows.cost > 0
-    return rows.groupby("channel").agg(
-        factor=("factor", "first"), rows=("customer_id", "size"), worth_before=("worth_before", "sum"),
-        worth_after=("worth_after", "sum"), expected_value_before=("expected_value", "sum"),
-        expected_value_after=("calibrated_value", "sum"))
+def calibrated(lift: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
+    """Estimated uplift per customer (rows) and channel (columns) times each channel's calibration
+    factor (``uplift.calibration``: measured over planned, shrunk); a channel without a factor is
+    unchanged. Applied to the uncalibrated estimates, the channels the plan borrowed from, so a
+    channel's factor multiplies exactly what its planned uplift was (a borrowed channel, such as
+    calls, is not scaled twice through the channel it borrows from)."""
+    return lift.mul(pd.Series({c: float(factors.get(c, 1.0)) for c in lift.columns}), axis=1)
+
+
+def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share: float = 0.5,
+              seed: int = 0, max_iter: int | None = None, method: str = "auto", progress: bool = False) -> dict:
+    """The next period's plan, re-optimised twice: on the old assumptions and calibrated by what was measured.
+
+    As notebook 08 does: the uplift models are fitted on the campaign history (campaigns whose
+    response window has closed by the last order day), ``campaigns.estimates`` scores every
+    customer per channel (calls borrowing their assumed uplift), ``campaigns.candidates`` builds
+    the candidate table as of ``as_of`` and ``optimise.optimise`` solves it under the settings'
+    capacities and contact limit. The second table multiplies each channel's uplift by
+    ``factors`` (:func:`calibrated`). Both plans get one budget: ``budget_share`` of what
+    contacting every profitable row of the uncalibrated table would cost (notebook 08's rule), so
+    they compete for the same money. ``max_iter``: boosting rounds (fewer: faster, same method).
+    Returns {"budget", "factors", "candidates": {"assumed", "calibrated"}, "plans": {same keys: Plan}}.
+    """
+    from crm_helpers.wisdom import campaigns, optimise, uplift
+
+    con = wh.as_connection(con)
+    settings = settings or wh.settings(con)
+    history = uplift.campaign_history(con)
+    model = uplift.fit(history, seed=seed, progress=progress, **({"max_iter": max_iter} if max_iter else {}))
+    today = uplift.customer_features(con, uplift.as_of_default(con))
+    lift, response = campaigns.estimates(model, today, settings.channels, None, settings.assumed_uplift)
+    tables = {"assumed": campaigns.candidates(con, as_of, lift, response, settings),
+              "calibrated": campaigns.candidates(con, as_of, calibrated(lift, factors), response, settings)}
+    budget = budget_share * campaigns.full_cost(tables["assumed"])
+    plans = {name: optimise.optimise(table, budget, settings.channel_capacity, settings.max_contacts_per_customer,
+                                     method=method) for name, table in tables.items()}
+    return {"budget": budget, "factors": dict(factors), "candidates": tables, "plans": plans}
+
+
+def plan_mix(plans: dict) -> pd.DataFrame:
+    """Contacts per channel x offer (rows) in each plan (columns: the plans' names), zeros kept."""
+    counts = {name: p.chosen.groupby(["channel", "offer"]).size() for name, p in plans.items()}
+    return pd.DataFrame(counts).fillna(0).astype(int).rename_axis(["channel", "offer"])
+
+
+def plan_summary(plans: dict, true_margin: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per plan: contacts per channel, spend, expected incremental margin and expected net
+    margin (its own estimates), and, when given (the sample world), the true net margin."""
+    rows = {}
+    for name, p in plans.items():
+        chosen = p.chosen
+        row = {f"{c}_contacts": int((chosen["channel"] == c).sum()) for c in sorted(chosen["channel"].unique())}
+        row |= {"contacts": len(chosen), "cost": float(chosen["cost"].sum()),
+                "expected_margin": float(chosen["expected_margin"].sum()),
+                "net_margin": float((chosen["expected_margin"] - chosen["cost"]).sum())}
+        if true_margin is not None:
+            row["true_net_margin"] = float(true_margin[name])
+        rows[name] = row
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("plan")
+    counts = [c for c in out.columns if c.endswith("_contacts")]
+    out[counts] = out[counts].fillna(0).astype(int)
+    return out
 
 
 def results_table(results: pd.DataFrame, names: dict[str, str] | None = None):
