@@ -15,4 +15,8 @@
   incremental revenue and margin, ROI after contact costs, by channel and segment), stored in
   ``campaign_results``; the periodic report's campaign section.
 - ``touchpoints``: a change at a touch point in one region, by difference in differences.
+
+Closing the loop: ``uplift.calibration`` shrinks each measured channel's factor (measured over
+planned uplift) towards its assumption by the measurement's precision, and
+``measure.next_plan`` re-optimises the next period's plan with and without it.
 """

@@ -16,6 +16,10 @@ Per-contact outcomes are built in the engine (contacts x purchase responses x or
 the one-row-per-contact table then comes to pandas for the intervals. :func:`write_results`
 stores the results in ``campaign_results`` (one row per campaign x group), replacing a
 campaign's earlier rows in one transaction.
+
+Closing the loop, :func:`next_plan` rebuilds the next period's candidate table and solves it
+twice, on the old assumptions and with each channel's uplift times its calibration factor
+(``uplift.calibration``), so the notebook can show what the measurement changed.
 """
 
 from __future__ import annotations
@@ -304,7 +308,8 @@ def calibrated(lift: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
 
 
 def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share: float = 0.5,
-              seed: int = 0, max_iter: int | None = None, method: str = "auto", progress: bool = False) -> dict:
+              seed: int = 0, max_iter: int | None = None, method: str = "auto", progress: bool = False,
+              variants: dict[str, dict[str, float]] | None = None) -> dict:
     """The next period's plan, re-optimised twice: on the old assumptions and calibrated by what was measured.
 
     As notebook 08 does: the uplift models are fitted on the campaign history (campaigns whose
@@ -315,7 +320,8 @@ def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share
     ``factors`` (:func:`calibrated`). Both plans get one budget: ``budget_share`` of what
     contacting every profitable row of the uncalibrated table would cost (notebook 08's rule), so
     they compete for the same money. ``max_iter``: boosting rounds (fewer: faster, same method).
-    Returns {"budget", "factors", "candidates": {"assumed", "calibrated"}, "plans": {same keys: Plan}}.
+    ``variants``: more named factor sets solved the same way (e.g. the unshrunk ratios).
+    Returns {"budget", "factors", "candidates": {"assumed", "calibrated", *variants}, "plans": {same keys: Plan}}.
     """
     from crm_helpers.wisdom import campaigns, optimise, uplift
 
@@ -325,8 +331,9 @@ def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share
     model = uplift.fit(history, seed=seed, progress=progress, **({"max_iter": max_iter} if max_iter else {}))
     today = uplift.customer_features(con, uplift.as_of_default(con))
     lift, response = campaigns.estimates(model, today, settings.channels, None, settings.assumed_uplift)
-    tables = {"assumed": campaigns.candidates(con, as_of, lift, response, settings),
-              "calibrated": campaigns.candidates(con, as_of, calibrated(lift, factors), response, settings)}
+    tables = {"assumed": campaigns.candidates(con, as_of, lift, response, settings)}
+    for name, given in {"calibrated": factors, **(variants or {})}.items():
+        tables[name] = campaigns.candidates(con, as_of, calibrated(lift, given), response, settings)
     budget = budget_share * campaigns.full_cost(tables["assumed"])
     plans = {name: optimise.optimise(table, budget, settings.channel_capacity, settings.max_contacts_per_customer,
                                      method=method) for name, table in tables.items()}
@@ -343,19 +350,17 @@ def plan_summary(plans: dict, true_margin: dict[str, float] | None = None) -> pd
     """One row per plan: contacts per channel, spend, expected incremental margin and expected net
     margin (its own estimates), and, when given (the sample world), the true net margin."""
     rows = {}
+    channels = sorted({c for p in plans.values() for c in p.chosen["channel"].unique()})
     for name, p in plans.items():
         chosen = p.chosen
-        row = {f"{c}_contacts": int((chosen["channel"] == c).sum()) for c in sorted(chosen["channel"].unique())}
+        row = {f"{c}_contacts": int((chosen["channel"] == c).sum()) for c in channels}
         row |= {"contacts": len(chosen), "cost": float(chosen["cost"].sum()),
                 "expected_margin": float(chosen["expected_margin"].sum()),
                 "net_margin": float((chosen["expected_margin"] - chosen["cost"]).sum())}
         if true_margin is not None:
             row["true_net_margin"] = float(true_margin[name])
         rows[name] = row
-    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("plan")
-    counts = [c for c in out.columns if c.endswith("_contacts")]
-    out[counts] = out[counts].fillna(0).astype(int)
-    return out
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("plan")
 
 
 def results_table(results: pd.DataFrame, names: dict[str, str] | None = None):

@@ -18,7 +18,8 @@ rows are weighted by the inverse of their campaign's arm share: both arms then d
 mix of campaigns. The baseline is a response model, P(buy | contacted), which ranks who buys, not
 who buys because of the contact. A channel without history (``call``) borrows another channel's
 estimate times a factor (``ASSUMED_UPLIFT``) until a measured campaign calibrates it
-(:func:`calibration`, from ``campaign_results`` × ``campaign_plan``).
+(:func:`calibration`, from ``campaign_results`` × ``campaign_plan``: measured over planned uplift,
+shrunk towards the assumption by the measurement's precision, so a wide interval barely moves it).
 
 **Evaluation** on held-out customers: Qini curve (incremental buyers, as a share of the
 customers, when the top share is contacted: R_t(k)/N_t − R_c(k)/N_c), uplift curve (the
