@@ -94,3 +94,15 @@ def test_measured_calls_move_the_call_uplift_towards_the_truth(world_20k, tmp_pa
     call = table.loc["call"]
     assert abs(call.calibrated - call.true) < abs(call.planned - call.true), table.loc["call"].to_dict()
     assert (abs(table.factor - 1) <= abs(table.raw_factor - 1) + 1e-12).all(), "shrinkage went past the measurement"
+
+
+def test_calibration_plot_names_the_channel_held_back_most():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame({"raw_factor": [1.85, 0.6], "raw_low": [-0.2, -0.1], "raw_high": [3.9, 1.3],
+                          "weight": [0.19, 0.66], "factor": [1.16, 0.74], "factor_low": [0.28, 0.16],
+                          "factor_high": [2.04, 1.31]}, index=pd.Index(["call", "sms"], name="channel"))
+    ax = measure.calibration_plot(table, pd.Series({"call": 2.45, "sms": 0.89}))
+    assert ax.get_title().replace("\n", " ") == "call's measured factor 1.85 counts for 19%: calibrated to 1.16"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["call", "sms"]

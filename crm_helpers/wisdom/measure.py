@@ -363,6 +363,34 @@ def plan_summary(plans: dict, true_margin: dict[str, float] | None = None) -> pd
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("plan")
 
 
+def calibration_plot(table: pd.DataFrame, true_factor: pd.Series | None = None, ax=None):
+    """Per channel (rows of ``uplift.calibration_table``): the measured factor with its interval
+    and the calibrated (shrunk) one with its own, against the assumption (1); ``true_factor``:
+    optional true factors (sample truth) drawn as crosses. The title names the channel the
+    shrinkage held back most."""
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.7 * len(table) + 1.8))
+    y = np.arange(len(table))[::-1].astype(float)
+    for shift, (mid, low, high, label) in zip((0.15, -0.15), (
+            ("raw_factor", "raw_low", "raw_high", "measured / planned, 95% interval"),
+            ("factor", "factor_low", "factor_high", "calibrated (shrunk), 95% interval"))):
+        ax.errorbar(table[mid], y + shift, xerr=[table[mid] - table[low], table[high] - table[mid]], fmt="o",
+                    capsize=3, label=label)
+    if true_factor is not None:
+        ax.scatter(true_factor.reindex(table.index).to_numpy(), y, marker="x", color="C3", zorder=3,
+                   label="true / planned (sample truth)")
+    ax.axvline(1, color="0.4", lw=1, ls="--", label="the assumption (1)")
+    ax.set_yticks(y, table.index.astype(str))
+    held = table.weight.idxmin()
+    title = (f"{held}'s measured factor {table.raw_factor[held]:.2f} counts for {table.weight[held]:.0%}: "
+             f"calibrated to {table.factor[held]:.2f}")
+    return plots.finish(ax, title, x="Factor on the planned uplift", y="Channel", truncated=False)
+
+
 def results_table(results: pd.DataFrame, names: dict[str, str] | None = None):
     """Whole-campaign results as a reader sees them: groups, response rates, uplift and interval."""
     from crm_helpers import display
