@@ -104,5 +104,5 @@ def test_calibration_plot_names_the_channel_held_back_most():
                           "weight": [0.19, 0.66], "factor": [1.16, 0.74], "factor_low": [0.28, 0.16],
                           "factor_high": [2.04, 1.31]}, index=pd.Index(["call", "sms"], name="channel"))
     ax = measure.calibration_plot(table, pd.Series({"call": 2.45, "sms": 0.89}))
-    assert ax.get_title().replace("\n", " ") == "call's measured factor 1.85 counts for 19%: calibrated to 1.16"
+    assert ax.get_title().replace("\n", " ") == "Call's measured factor 1.85 counts for 19%: calibrated to 1.16"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["call", "sms"]

@@ -386,7 +386,7 @@ def calibration_plot(table: pd.DataFrame, true_factor: pd.Series | None = None, 
     ax.axvline(1, color="0.4", lw=1, ls="--", label="the assumption (1)")
     ax.set_yticks(y, table.index.astype(str))
     held = table.weight.idxmin()
-    title = (f"{held}'s measured factor {table.raw_factor[held]:.2f} counts for {table.weight[held]:.0%}: "
+    title = (f"{str(held).capitalize()}'s measured factor {table.raw_factor[held]:.2f} counts for {table.weight[held]:.0%}: "
              f"calibrated to {table.factor[held]:.2f}")
     return plots.finish(ax, title, x="Factor on the planned uplift", y="Channel", truncated=False)
 
