@@ -25,6 +25,8 @@ def test_calibrated_scales_each_channel_by_its_factor():
     expected = pd.DataFrame({"email": [0.01, -0.02], "sms": [0.015, 0.0], "call": [0.12, 0.08]}, index=[7, 9])
     pd.testing.assert_frame_equal(got, expected)
     pd.testing.assert_frame_equal(measure.calibrated(lift, {}), lift)
+    pairs = lift.set_axis(pd.MultiIndex.from_tuples([("email", "up_sell"), ("sms", "up_sell"), ("call", "win_back")]), axis=1)
+    np.testing.assert_allclose(measure.calibrated(pairs, {"call": 2.0, "sms": 0.5}).to_numpy(), expected.to_numpy())
 
 
 def _plan(rows: list[tuple[int, str, str, float, float]]) -> Plan:

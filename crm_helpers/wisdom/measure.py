@@ -303,8 +303,10 @@ def calibrated(lift: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
     factor (``uplift.calibration``: measured over planned, shrunk); a channel without a factor is
     unchanged. Applied to the uncalibrated estimates, the channels the plan borrowed from, so a
     channel's factor multiplies exactly what its planned uplift was (a borrowed channel, such as
-    calls, is not scaled twice through the channel it borrows from)."""
-    return lift.mul(pd.Series({c: float(factors.get(c, 1.0)) for c in lift.columns}), axis=1)
+    calls, is not scaled twice through the channel it borrows from). Columns may also be
+    (channel, offer) pairs: the factor is the channel's."""
+    channels = lift.columns.get_level_values(0) if isinstance(lift.columns, pd.MultiIndex) else lift.columns
+    return lift * np.array([float(factors.get(c, 1.0)) for c in channels])
 
 
 def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share: float = 0.5,
