@@ -125,23 +125,50 @@ def test_sleeping_dogs_counts():
 
 # --- calibration on hand-made tables -----------------------------------------------------------
 
+Z95 = 1.959963984540054  # z(0.975): a 95% interval is the estimate +- Z95 standard errors
+
+
+def test_shrink_factor_by_hand():
+    """w = prior_sd^2 / (prior_sd^2 + se^2); factor = 1 + w (raw - 1); sd = sqrt(w) se."""
+    half = up.shrink_factor(2.0, se=0.5, prior_sd=0.5)
+    assert half["weight"] == pytest.approx(0.5) and half["factor"] == pytest.approx(1.5)
+    assert half["high"] - half["factor"] == pytest.approx(Z95 * 0.5 ** 0.5 * 0.5)
+    precise, wide = up.shrink_factor(2.0, se=0.01, prior_sd=0.5), up.shrink_factor(2.0, se=5.0, prior_sd=0.5)
+    assert precise["factor"] == pytest.approx(1 + 0.25 / 0.2501) and precise["factor"] > 1.999
+    assert wide["factor"] == pytest.approx(1 + 0.25 / 25.25) and wide["factor"] < 1.01
+    assert up.shrink_factor(0.4, 0.3, prior_sd=float("inf"))["factor"] == pytest.approx(0.4)
+    assert up.shrink_factor(0.4, 0.3, prior_sd=0.0)["factor"] == pytest.approx(1.0)
+
+
 def test_calibration_from_measured_results():
     con = ibis.duckdb.connect()
-    assert up.calibration(con) == {}
+    assert up.calibration(con) == {} and up.calibration_table(con).empty
     con.create_table("campaign_plan", pd.DataFrame({
-        "campaign_id": ["P1"] * 6, "customer_id": range(6),
-        "arm": ["treatment", "treatment", "treatment", "control", "treatment", "treatment"],
-        "channel": ["sms", "sms", "call", "call", "call", "email"],
-        "uplift": [0.02, 0.04, 0.10, 0.50, 0.20, 0.05]}))
+        "campaign_id": ["P1"] * 6 + ["P2"] * 2, "customer_id": list(range(6)) + [0, 1],
+        "arm": ["treatment", "treatment", "treatment", "control", "treatment", "treatment", "treatment", "treatment"],
+        "channel": ["sms", "sms", "call", "call", "call", "email", "sms", "sms"],
+        "uplift": [0.02, 0.04, 0.10, 0.50, 0.20, 0.05, 0.05, 0.05]}))
     assert up.calibration(con) == {}  # planned, not yet measured
+    # Intervals of +- Z95 x se: sms P1 se 0.03 (factor se 1.0), call se 0.015 (factor se 0.1),
+    # email se 0.0 (a degenerate interval: taken at face value); P2 is planned, not measured.
     con.create_table("campaign_results", pd.DataFrame({
         "campaign_id": ["P1"] * 5, "channel": ["sms", "call", "call", "all", "email"],
         "segment": ["all", "all", "loyal", "all", "all"], "n_treatment": [2, 2, 1, 4, 1],
-        "uplift": [0.06, 0.075, 0.9, 0.1, 0.0], "measured_on": pd.to_datetime(["2026-03-01"] * 5)}))
-    got = up.calibration(con)
-    # sms: measured 0.06 over planned mean 0.03; call: 0.075 over 0.15 (the control row is not
+        "uplift": [0.06, 0.075, 0.9, 0.1, 0.0],
+        "uplift_low": [0.06 - Z95 * 0.03, 0.075 - Z95 * 0.015, 0.0, 0.0, 0.0],
+        "uplift_high": [0.06 + Z95 * 0.03, 0.075 + Z95 * 0.015, 1.0, 0.2, 0.0],
+        "measured_on": pd.to_datetime(["2026-03-01"] * 5)}))
+    # Raw: sms measured 0.06 over planned mean 0.03; call 0.075 over 0.15 (the control row is not
     # planned uplift; the segment row is not the whole campaign); email measured nothing.
-    assert got == pytest.approx({"sms": 2.0, "call": 0.5, "email": 0.0})
+    assert up.calibration(con, prior_sd=float("inf")) == pytest.approx({"sms": 2.0, "call": 0.5, "email": 0.0})
+    table = up.calibration_table(con, prior_sd=0.5)
+    assert table["raw_factor"].to_dict() == pytest.approx({"call": 0.5, "email": 0.0, "sms": 2.0})
+    # sms: se 1.0 -> w = 0.25 / 1.25 = 0.2, factor 1.2; call: se 0.1 -> w = 0.25 / 0.26, factor
+    # 1 - 0.5 w; email: se 0 -> w = 1, factor 0.
+    assert table["weight"].to_dict() == pytest.approx({"call": 0.25 / 0.26, "email": 1.0, "sms": 0.2})
+    assert up.calibration(con) == pytest.approx({"sms": 1.2, "call": 1 - 0.5 * 0.25 / 0.26, "email": 0.0})
+    sms = table.loc["sms"]
+    assert sms["raw_low"] == pytest.approx(2 - Z95) and sms["factor_high"] == pytest.approx(1.2 + Z95 * 0.2 ** 0.5)
 
 
 # --- the small world: the history is the truth's -----------------------------------------------

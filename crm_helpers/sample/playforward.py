@@ -152,6 +152,14 @@ def true_uplift(base: Path, con, plan: pd.DataFrame, start) -> pd.Series:
                      index=plan.index, name="true_uplift")
 
 
+def true_margin(base: Path, con, chosen: pd.DataFrame, start) -> float:
+    """A plan's TRUE incremental margin net of contact costs: Σ true uplift × value − cost over its
+    rows (candidate rows: customer_id, channel, value, cost), the truth from :func:`true_uplift`
+    at ``start`` (a customer without a true person adds nothing but its cost)."""
+    truth_uplift = true_uplift(base, con, chosen, start).fillna(0.0)
+    return float((truth_uplift * chosen["value"] - chosen["cost"]).sum())
+
+
 # --------------------------------------------------------------------------------------------
 # Playing a plan forward
 # --------------------------------------------------------------------------------------------

@@ -18,4 +18,8 @@
 
 Uplift is estimated by channel and offer type: ``dim_campaign.offer_type`` is a feature of each
 channel's learners, and ``Settings.offer_types`` says which past type each plan offer resembles.
+
+Closing the loop: ``uplift.calibration`` shrinks each measured channel's factor (measured over
+planned uplift) towards its assumption by the measurement's precision, and
+``measure.next_plan`` re-optimises the next period's plan with and without it.
 """

@@ -16,6 +16,10 @@ Per-contact outcomes are built in the engine (contacts x purchase responses x or
 the one-row-per-contact table then comes to pandas for the intervals. :func:`write_results`
 stores the results in ``campaign_results`` (one row per campaign x group), replacing a
 campaign's earlier rows in one transaction.
+
+Closing the loop, :func:`next_plan` rebuilds the next period's candidate table and solves it
+twice, on the old assumptions and with each channel's uplift times its calibration factor
+(``uplift.calibration``), so the notebook can show what the measurement changed.
 """
 
 from __future__ import annotations
@@ -294,20 +298,99 @@ def against_plan(con, results: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
     return out
 
 
-def replan(plan: pd.DataFrame, factors: dict[str, float], costs: dict[str, float]) -> pd.DataFrame:
-    """How a plan's rows look once their channels' uplifts are calibrated by ``factors``:
-    per channel, the rows worth contacting (expected value - contact cost > 0) before and after,
-    and their expected value. ``plan``: campaign_plan rows (uplift, expected_value: the expected
-    incremental margin of contacting the row); a channel without a factor keeps its uplift."""
-    rows = plan.assign(factor=plan.channel.map(factors).fillna(1.0).astype(float),
-                       cost=plan.channel.map(costs).fillna(0.0).astype(float))
-    rows["calibrated_value"] = rows.expected_value * rows.factor
-    rows["worth_before"] = rows.expected_value - rows.cost > 0
-    rows["worth_after"] = rows.calibrated_value - rows.cost > 0
-    return rows.groupby("channel").agg(
-        factor=("factor", "first"), rows=("customer_id", "size"), worth_before=("worth_before", "sum"),
-        worth_after=("worth_after", "sum"), expected_value_before=("expected_value", "sum"),
-        expected_value_after=("calibrated_value", "sum"))
+def calibrated(lift: pd.DataFrame, factors: dict[str, float]) -> pd.DataFrame:
+    """Estimated uplift per customer (rows) and channel (columns) times each channel's calibration
+    factor (``uplift.calibration``: measured over planned, shrunk); a channel without a factor is
+    unchanged. Applied to the uncalibrated estimates, the channels the plan borrowed from, so a
+    channel's factor multiplies exactly what its planned uplift was (a borrowed channel, such as
+    calls, is not scaled twice through the channel it borrows from). Columns may also be
+    (channel, offer) pairs: the factor is the channel's."""
+    channels = lift.columns.get_level_values(0) if isinstance(lift.columns, pd.MultiIndex) else lift.columns
+    return lift * np.array([float(factors.get(c, 1.0)) for c in channels])
+
+
+def next_plan(con, as_of, factors: dict[str, float], settings=None, budget_share: float = 0.5,
+              seed: int = 0, max_iter: int | None = None, method: str = "auto", progress: bool = False,
+              variants: dict[str, dict[str, float]] | None = None) -> dict:
+    """The next period's plan, re-optimised twice: on the old assumptions and calibrated by what was measured.
+
+    As notebook 08 does: the uplift models are fitted on the campaign history (campaigns whose
+    response window has closed by the last order day), ``campaigns.estimates`` scores every
+    customer per channel (calls borrowing their assumed uplift), ``campaigns.candidates`` builds
+    the candidate table as of ``as_of`` and ``optimise.optimise`` solves it under the settings'
+    capacities and contact limit. The second table multiplies each channel's uplift by
+    ``factors`` (:func:`calibrated`). Both plans get one budget: ``budget_share`` of what
+    contacting every profitable row of the uncalibrated table would cost (notebook 08's rule), so
+    they compete for the same money. ``max_iter``: boosting rounds (fewer: faster, same method).
+    ``variants``: more named factor sets solved the same way (e.g. the unshrunk ratios).
+    Returns {"budget", "factors", "candidates": {"assumed", "calibrated", *variants}, "plans": {same keys: Plan}}.
+    """
+    from crm_helpers.wisdom import campaigns, optimise, uplift
+
+    con = wh.as_connection(con)
+    settings = settings or wh.settings(con)
+    history = uplift.campaign_history(con)
+    model = uplift.fit(history, seed=seed, progress=progress, **({"max_iter": max_iter} if max_iter else {}))
+    today = uplift.customer_features(con, uplift.as_of_default(con))
+    lift, response = campaigns.estimates(model, today, settings.channels, None, settings.assumed_uplift)
+    tables = {"assumed": campaigns.candidates(con, as_of, lift, response, settings)}
+    for name, given in {"calibrated": factors, **(variants or {})}.items():
+        tables[name] = campaigns.candidates(con, as_of, calibrated(lift, given), response, settings)
+    budget = budget_share * campaigns.full_cost(tables["assumed"])
+    plans = {name: optimise.optimise(table, budget, settings.channel_capacity, settings.max_contacts_per_customer,
+                                     method=method) for name, table in tables.items()}
+    return {"budget": budget, "factors": dict(factors), "candidates": tables, "plans": plans}
+
+
+def plan_mix(plans: dict) -> pd.DataFrame:
+    """Contacts per channel x offer (rows) in each plan (columns: the plans' names), zeros kept."""
+    counts = {name: p.chosen.groupby(["channel", "offer"]).size() for name, p in plans.items()}
+    return pd.DataFrame(counts).fillna(0).astype(int).rename_axis(["channel", "offer"])
+
+
+def plan_summary(plans: dict, true_margin: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per plan: contacts per channel, spend, expected incremental margin and expected net
+    margin (its own estimates), and, when given (the sample world), the true net margin."""
+    rows = {}
+    channels = sorted({c for p in plans.values() for c in p.chosen["channel"].unique()})
+    for name, p in plans.items():
+        chosen = p.chosen
+        row = {f"{c}_contacts": int((chosen["channel"] == c).sum()) for c in channels}
+        row |= {"contacts": len(chosen), "cost": float(chosen["cost"].sum()),
+                "expected_margin": float(chosen["expected_margin"].sum()),
+                "net_margin": float((chosen["expected_margin"] - chosen["cost"]).sum())}
+        if true_margin is not None:
+            row["true_net_margin"] = float(true_margin[name])
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("plan")
+
+
+def calibration_plot(table: pd.DataFrame, true_factor: pd.Series | None = None, ax=None):
+    """Per channel (rows of ``uplift.calibration_table``): the measured factor with its interval
+    and the calibrated (shrunk) one with its own, against the assumption (1); ``true_factor``:
+    optional true factors (sample truth) drawn as crosses. The title names the channel the
+    shrinkage held back most."""
+    import matplotlib.pyplot as plt
+
+    from crm_helpers import plots
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.7 * len(table) + 1.8))
+    y = np.arange(len(table))[::-1].astype(float)
+    for shift, (mid, low, high, label) in zip((0.15, -0.15), (
+            ("raw_factor", "raw_low", "raw_high", "measured / planned, 95% interval"),
+            ("factor", "factor_low", "factor_high", "calibrated (shrunk), 95% interval"))):
+        ax.errorbar(table[mid], y + shift, xerr=[table[mid] - table[low], table[high] - table[mid]], fmt="o",
+                    capsize=3, label=label)
+    if true_factor is not None:
+        ax.scatter(true_factor.reindex(table.index).to_numpy(), y, marker="x", color="C3", zorder=3,
+                   label="true / planned (sample truth)")
+    ax.axvline(1, color="0.4", lw=1, ls="--", label="the assumption (1)")
+    ax.set_yticks(y, table.index.astype(str))
+    held = table.weight.idxmin()
+    title = (f"{str(held).capitalize()}'s measured factor {table.raw_factor[held]:.2f} counts for {table.weight[held]:.0%}: "
+             f"calibrated to {table.factor[held]:.2f}")
+    return plots.finish(ax, title, x="Factor on the planned uplift", y="Channel", truncated=False)
 
 
 def results_table(results: pd.DataFrame, names: dict[str, str] | None = None):

@@ -18,7 +18,8 @@ rows are weighted by the inverse of their campaign's arm share: both arms then d
 mix of campaigns. The baseline is a response model, P(buy | contacted), which ranks who buys, not
 who buys because of the contact. A channel without history (``call``) borrows another channel's
 estimate times a factor (``ASSUMED_UPLIFT``) until a measured campaign calibrates it
-(:func:`calibration`, from ``campaign_results`` × ``campaign_plan``).
+(:func:`calibration`, from ``campaign_results`` × ``campaign_plan``: measured over planned uplift,
+shrunk towards the assumption by the measurement's precision, so a wide interval barely moves it).
 
 **Evaluation** on held-out customers: Qini curve (incremental buyers, as a share of the
 customers, when the top share is contacted: R_t(k)/N_t − R_c(k)/N_c), uplift curve (the
@@ -367,17 +368,55 @@ def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibratio
     return pd.Series(value, index=features.index, name="p_response" if method == "response" else "uplift")
 
 
-def calibration(con: BaseBackend | str | Path | None) -> dict[str, float]:
-    """Measured over planned uplift per channel, from ``campaign_results`` × ``campaign_plan``.
+#: Prior spread of a channel's calibration factor around 1 (the assumption): a measured factor of
+#: 0.5 or 1.5 is one prior standard deviation away, i.e. plausible before anything is measured.
+PRIOR_SD = 0.5
 
-    For every measured planned campaign (its latest measurement, whole-campaign rows per channel:
-    segment ``all``), the treated customers' mean planned uplift is compared with the measured
-    uplift; a channel's factor pools its campaigns, weighted by treated customers:
-    Σ measured × n / Σ planned × n. Returns ``{}`` when either table is absent (nothing measured).
+
+def shrink_factor(raw: float, se: float, prior_sd: float = PRIOR_SD, alpha: float = 0.05) -> dict[str, float]:
+    """Normal-normal shrinkage of a measured factor towards 1 (the assumption).
+
+    ``raw``: measured / planned uplift; ``se``: its sampling standard error; ``prior_sd``: the
+    spread of true factors around 1 believed before measuring. The posterior mean is
+    1 + w (raw − 1) with w = prior_sd² / (prior_sd² + se²) (a precise measurement, small se,
+    moves it almost all the way; a wide one barely), its standard deviation √w · se, and the
+    interval mean ± z(1 − alpha/2) sd. Returns factor, low, high, weight.
     """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - alpha / 2))
+    if not np.isfinite(prior_sd):
+        w = 1.0
+    elif prior_sd <= 0:
+        w = 0.0
+    else:
+        w = prior_sd ** 2 / (prior_sd ** 2 + se ** 2)
+    factor, sd = 1.0 + w * (raw - 1.0), float(np.sqrt(w) * se)
+    return {"factor": factor, "low": factor - z * sd, "high": factor + z * sd, "weight": w}
+
+
+def calibration_table(con: BaseBackend | str | Path | None, prior_sd: float = PRIOR_SD,
+                      alpha: float = 0.05) -> pd.DataFrame:
+    """Measured over planned uplift per channel, shrunk towards the assumption by its precision.
+
+    For every measured planned campaign (``campaign_results`` joined to ``campaign_plan``; its
+    latest measurement, whole-campaign rows per channel: segment ``all``), the raw factor is the
+    measured uplift over the treated customers' mean planned uplift; its standard error is the
+    measured interval's half-width over z(1 − alpha/2) (``alpha``: the level the results were
+    measured at), divided by the planned uplift. A channel's campaigns are pooled by precision,
+    then :func:`shrink_factor` pulls the factor towards 1 with ``prior_sd`` (``inf``: the raw
+    ratio). One row per measured channel (index channel): campaigns, n_treatment, measured,
+    planned, raw_factor, raw_low, raw_high, weight, factor, factor_low, factor_high; empty when
+    nothing is measured. A channel without a row keeps its assumption.
+    """
+    from scipy.stats import norm
+
+    cols = ["campaigns", "n_treatment", "measured", "planned", "raw_factor", "raw_low", "raw_high",
+            "weight", "factor", "factor_low", "factor_high"]
+    empty = pd.DataFrame(columns=cols, index=pd.Index([], name="channel"), dtype=float)
     con = wh.as_connection(con)
     if not {"campaign_results", "campaign_plan"} <= set(con.list_tables()):
-        return {}
+        return empty
     res = con.table("campaign_results")
     res = res.filter((res.segment == "all") & (res.channel != "all"))
     latest = res.group_by("campaign_id").aggregate(last=res.measured_on.max())
@@ -386,14 +425,34 @@ def calibration(con: BaseBackend | str | Path | None) -> dict[str, float]:
     plan = plan.filter(plan.arm == "treatment")
     planned = plan.group_by(["campaign_id", "channel"]).aggregate(planned=plan.uplift.mean())
     rows = res.join(planned, ["campaign_id", "channel"]).select(
-        "channel", "uplift", "planned", "n_treatment").execute()
+        "campaign_id", "channel", "uplift", "uplift_low", "uplift_high", "planned", "n_treatment").execute()
     rows = rows[rows["planned"].abs() > 0]
     if rows.empty:
-        return {}
-    n = rows["n_treatment"].astype(float)
-    by = rows["channel"]
-    pooled = (rows["uplift"] * n).groupby(by).sum() / (rows["planned"] * n).groupby(by).sum()
-    return {str(k): float(v) for k, v in pooled.items()}
+        return empty
+    z = float(norm.ppf(1 - alpha / 2))
+    rows["raw"] = rows["uplift"] / rows["planned"]
+    rows["se"] = (rows["uplift_high"] - rows["uplift_low"]) / (2 * z) / rows["planned"].abs()
+    out = {}
+    for channel, g in rows.groupby("channel", sort=True):
+        precision = 1 / g["se"].clip(lower=1e-12) ** 2
+        raw = float((g["raw"] * precision).sum() / precision.sum())
+        se = float(np.sqrt(1 / precision.sum()))
+        shrunk = shrink_factor(raw, se, prior_sd, alpha)
+        out[str(channel)] = {
+            "campaigns": g["campaign_id"].nunique(), "n_treatment": int(g["n_treatment"].sum()),
+            "measured": float((g["uplift"] * precision).sum() / precision.sum()),
+            "planned": float((g["planned"] * precision).sum() / precision.sum()),
+            "raw_factor": raw, "raw_low": raw - z * se, "raw_high": raw + z * se, "weight": shrunk["weight"],
+            "factor": shrunk["factor"], "factor_low": shrunk["low"], "factor_high": shrunk["high"]}
+    return pd.DataFrame.from_dict(out, orient="index")[cols].rename_axis("channel")
+
+
+def calibration(con: BaseBackend | str | Path | None, prior_sd: float = PRIOR_SD,
+                alpha: float = 0.05) -> dict[str, float]:
+    """Calibration factors per measured channel for :func:`predict`: :func:`calibration_table`'s
+    shrunk ``factor`` (measured / planned uplift pulled towards 1 by its precision). ``{}`` when
+    nothing is measured; a channel not in it keeps its estimate or its assumed uplift."""
+    return {str(k): float(v) for k, v in calibration_table(con, prior_sd, alpha)["factor"].items()}
 
 
 # ---------------------------------------------------------------------------------------------
