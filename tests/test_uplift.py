@@ -110,6 +110,10 @@ def test_predict_borrows_and_calibrates(synthetic_model):
     np.testing.assert_allclose(call, 1.5 * sms)
     measured = up.predict(model, history, "call", calibration={"call": 0.5, "email": 2.0})
     np.testing.assert_allclose(measured, 0.75 * sms)
+    # Unmeasured, the borrowing channel follows its source's calibration; measured, only its own.
+    np.testing.assert_allclose(up.predict(model, history, "call", calibration={"sms": 0.8}), 1.2 * sms)
+    np.testing.assert_allclose(up.predict(model, history, "call", calibration={"sms": 0.8, "call": 0.5}),
+                               0.75 * sms)
     np.testing.assert_allclose(up.predict(model, history, "email", calibration={"email": 2.0}),
                                2 * up.predict(model, history, "email"))
     with pytest.raises(KeyError):

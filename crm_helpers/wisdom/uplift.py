@@ -346,7 +346,8 @@ def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibratio
     own learners; one without borrows ``assumed_uplift[channel] = (other channel, factor)``
     (default :data:`ASSUMED_UPLIFT`). Either way, ``calibration[channel]`` (from
     :func:`calibration`: measured over planned uplift) multiplies the result once that channel has
-    been measured. ``offer_type``: the kind of offer (``dim_campaign.offer_type``, e.g.
+    been measured (a borrowing channel measured itself takes its own factor only, not also the
+    source's). ``offer_type``: the kind of offer (``dim_campaign.offer_type``, e.g.
     ``"reactivation"``), or a Series of them aligned with ``features``; None, or a type the
     channel's history never ran, gives the channel's pooled mix. ``method="response"`` returns
     P(buy | contacted) instead (not calibrated).
@@ -359,10 +360,14 @@ def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibratio
         if method != "response":
             value = value * (calibration or {}).get(channel, 1.0)
     elif channel in assumed:
+        # Once the borrowing channel is measured, its own factor was measured against plans made
+        # from the source's uncalibrated estimates: the source's factor must not apply twice.
         source, factor = assumed[channel]
-        value = predict(model, features, source, calibration, {}, method, offer_type).to_numpy()
+        own = (calibration or {}).get(channel)
+        value = predict(model, features, source, calibration if own is None else None, {}, method,
+                        offer_type).to_numpy()
         if method != "response":
-            value = value * factor * (calibration or {}).get(channel, 1.0)
+            value = value * factor * (1.0 if own is None else own)
     else:
         raise KeyError(f"no history and no assumed uplift for channel {channel!r}")
     return pd.Series(value, index=features.index, name="p_response" if method == "response" else "uplift")
