@@ -451,13 +451,15 @@ def full_cost(candidates: pd.DataFrame) -> float:
 
 def plot_response_against_uplift(candidates: pd.DataFrame, channel: str, ax=None):
     """Each allowed customer's P(buy | contacted) against their estimated uplift on ``channel``
-    (one point per customer), with the zero-uplift line: who buys is not who buys because of
+    (one point per customer: their best offer, as in :func:`targeting_by_channel`), with the
+    zero-uplift line: who buys is not who buys because of
     the contact. Returns ``ax``."""
     import matplotlib.pyplot as plt
 
     from crm_helpers import plots
 
-    rows = candidates[(candidates["channel"] == channel) & candidates["allowed"]].drop_duplicates("customer_id")
+    rows = candidates[(candidates["channel"] == channel) & candidates["allowed"]].assign(net=net_value)
+    rows = rows.sort_values("net", ascending=False, kind="stable").drop_duplicates("customer_id")  # best offer
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     negative = rows["uplift"] < 0
