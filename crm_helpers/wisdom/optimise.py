@@ -578,7 +578,7 @@ def plot_compare(table: pd.DataFrame, ax=None):
         _, ax = plt.subplots(figsize=(8, 0.8 + 0.6 * len(table)))
     data = table["net_margin"].sort_values(ascending=False)
     bars = ax.barh([str(i) for i in data.index], data.to_numpy(), color=["C0"] + ["C7"] * (len(data) - 1))
-    ax.bar_label(bars, labels=[display.fmt(v, "money") for v in data], padding=3)
+    ax.bar_label(bars, labels=[display.fmt(v, "money", 0) for v in data], padding=3)
     ax.invert_yaxis()
     ax.set_xlim(min(0.0, float(data.min()) * 1.2), max(0.0, float(data.max())) * 1.2)
     best = str(data.index[0])
