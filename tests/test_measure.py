@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
+from crm_helpers import config
 from crm_helpers import truth as tr
 from crm_helpers import warehouse as wh
 from crm_helpers.sample import world as w
@@ -37,7 +38,7 @@ def test_incremental_totals_scale_the_mean_difference():
 
 
 def test_contact_costs_default_to_the_contract():
-    assert measure.contact_costs(None) == {"email": 0.05, "sms": 0.12, "call": 4.50}
+    assert config.Settings().contact_costs == {"email": 0.05, "sms": 0.12, "call": 4.50}
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_measured_calls_move_the_call_uplift_towards_the_truth(world_20k, tmp_pa
     handoff.record_plan(warehouse, rows, "P01", as_of)
     playforward.play_and_load(base, warehouse, "P01", as_of, seed=0)
     with wh.reading(warehouse) as con:
-        results = measure.measure(con, campaigns=["P01"], costs=measure.contact_costs(settings))
+        results = measure.measure(con, campaigns=["P01"], costs=settings.contact_costs)
     measure.write_results(warehouse, results)
     with wh.reading(warehouse) as con:
         table = uplift.calibration_table(con)

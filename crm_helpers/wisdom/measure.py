@@ -35,8 +35,6 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 
 from crm_helpers import warehouse as wh
 
-#: Contact costs per channel (declared currency per contact) until ``settings.contact_costs`` exists.
-DEFAULT_CONTACT_COSTS = {"email": 0.05, "sms": 0.12, "call": 4.50}
 TABLE = "campaign_results"
 ALL = "all"
 COLUMNS = {
@@ -47,12 +45,6 @@ COLUMNS = {
     "incremental_margin": "DOUBLE", "incremental_margin_low": "DOUBLE", "incremental_margin_high": "DOUBLE",
     "contact_cost": "DOUBLE", "roi": "DOUBLE", "measured_on": "DATE",
 }
-
-
-def contact_costs(settings=None) -> dict[str, float]:
-    """Cost per contact by channel: ``settings.contact_costs`` when the settings have it, else
-    :data:`DEFAULT_CONTACT_COSTS`."""
-    return dict(getattr(settings, "contact_costs", None) or DEFAULT_CONTACT_COSTS)
 
 
 def _order_margins(con):
@@ -173,12 +165,12 @@ def measure(con, campaigns=None, costs: dict[str, float] | None = None, segments
     Groups: the whole campaign (channel and segment ``all``), each channel (segment ``all``) and
     each segment (channel ``all``; segments from ``segments``, default :func:`latest_segments`,
     customers without one in ``unknown``). campaigns: ids to measure (default: all with
-    contacts); costs: per-contact cost by channel (default :func:`contact_costs` of the
-    warehouse's settings); alpha: 1 - the intervals' confidence. Columns as ``campaign_results``.
+    contacts); costs: per-contact cost by channel (default: the
+    warehouse's ``settings.contact_costs``); alpha: 1 - the intervals' confidence. Columns as ``campaign_results``.
     """
     outcomes = contact_outcomes(con, campaigns, purchase)
     if costs is None:
-        costs = contact_costs(wh.settings(con))
+        costs = wh.settings(con).contact_costs
     segments = latest_segments(con) if segments is None else segments
     outcomes["segment"] = outcomes.customer_id.map(segments).fillna("unknown") if len(segments) else "unknown"
     rows = []

@@ -17,7 +17,7 @@ HistGradientBoosting with a seed. Campaigns differ in their control share and in
 rows are weighted by the inverse of their campaign's arm share: both arms then describe the same
 mix of campaigns. The baseline is a response model, P(buy | contacted), which ranks who buys, not
 who buys because of the contact. A channel without history (``call``) borrows another channel's
-estimate times a factor (``ASSUMED_UPLIFT``) until a measured campaign calibrates it
+estimate times a factor (``Settings.assumed_uplift``) until a measured campaign calibrates it
 (:func:`calibration`, from ``campaign_results`` × ``campaign_plan``: measured over planned uplift,
 shrunk towards the assumption by the measurement's precision, so a wide interval barely moves it).
 
@@ -56,13 +56,10 @@ from ibis.backends import BaseBackend
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from crm_helpers import config
 from crm_helpers import warehouse as wh
 from crm_helpers.information import star
 
-#: Channels a plan may use; history exists for e-mail and SMS only.
-CHANNELS = ("email", "sms", "call")
-#: A channel without history borrows (channel, factor): its uplift = factor × that channel's.
-ASSUMED_UPLIFT = {"call": ("sms", 1.5)}
 #: Model inputs (customer features as of the day before the campaign starts).
 FEATURES = ["recency_days", "orders", "orders_365d", "spend", "order_value", "margin_share",
             "web_share", "tenure_days", "campaign_contacts"]
@@ -344,7 +341,7 @@ def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibratio
 
     ``features``: :func:`customer_features` (index customer_id). A channel with history uses its
     own learners; one without borrows ``assumed_uplift[channel] = (other channel, factor)``
-    (default :data:`ASSUMED_UPLIFT`). Either way, ``calibration[channel]`` (from
+    (default: the default ``Settings.assumed_uplift``). Either way, ``calibration[channel]`` (from
     :func:`calibration`: measured over planned uplift) multiplies the result once that channel has
     been measured (a borrowing channel measured itself takes its own factor only, not also the
     source's). ``offer_type``: the kind of offer (``dim_campaign.offer_type``, e.g.
@@ -353,7 +350,7 @@ def predict(model: UpliftModel, features: pd.DataFrame, channel: str, calibratio
     P(buy | contacted) instead (not calibrated).
     """
     method = method or model.method
-    assumed = ASSUMED_UPLIFT if assumed_uplift is None else assumed_uplift
+    assumed = config.Settings().assumed_uplift if assumed_uplift is None else assumed_uplift
     x = features[model.features]
     if channel in model.channels:
         value = _estimate(model.channels[channel], x, method, offer_type)
