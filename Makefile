@@ -24,7 +24,8 @@ env: $(STAMP)
 # uv creates .venv and installs the stack in seconds; without uv on PATH, the standard library's
 # venv creates .venv and uv is installed into it with pip (nothing outside .venv changes).
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, Python would otherwise
-# recompile pandas, matplotlib, seaborn and scipy at every start (10 s instead of 4 s here).
+# recompile pandas, matplotlib, seaborn and scipy at every start (10 s instead of 4 s here); the
+# package itself is installed editable, so compileall compiles it (0.3 s of every report's kernel).
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.12 found (tried python3.12 on PATH, pyenv's and asdf's versions/3.12*," \
 	  "uv python find 3.12). Install one (e.g. 'pyenv install 3.12', 'uv python install 3.12' or 'apt-get install python3.12')" \
@@ -33,6 +34,7 @@ $(STAMP): pyproject.toml
 	  if uv --version >/dev/null 2>&1; then uv venv --quiet --python $(PYTHON) $(VENV); \
 	  else $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; fi; }
 	UV="$$(uv --version >/dev/null 2>&1 && echo uv || echo $(BIN)/uv)"; $$UV pip install --compile-bytecode --python $(BIN)/python -e .
+	$(BIN)/python -m compileall -q crm_helpers
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

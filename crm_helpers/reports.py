@@ -99,7 +99,8 @@ class NotebookFailed(RuntimeError):
 
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                  name: str | None = None, progress: bool | dict = True, finish=None,
-                 keep_previous: bool = False, kill_kernel: bool = False, save_each_cell: bool = True) -> Path:
+                 keep_previous: bool = False, kill_kernel: bool = False, save_each_cell: bool = True,
+                 kernel=None) -> Path:
     """Execute one notebook with papermill into ``out_dir`` and export it to HTML.
 
     The run writes under a temporary name and replaces ``<name>.ipynb`` and ``<name>.html`` only
@@ -123,6 +124,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
             and DuckDB takes about a second to tear its Python down. For notebooks that only read.
         save_each_cell: papermill rewrites the running copy after every cell, so a long run can be
             followed; without, it writes the copy once, at the end (or at the failed cell).
+        kernel: a running kernel's manager (:func:`warm_kernel`) to run in, left running;
+            default: a new kernel for this notebook alone.
     Returns:
         The path of the executed notebook.
     """
@@ -139,7 +142,8 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
         pm.execute_notebook(str(notebook), str(running), parameters=parameters,
                             kernel_name="python3", cwd=str(Path(notebook).parent), progress_bar=progress,
                             request_save_on_cell_execute=save_each_cell,
-                            shutdown_kernel="immediate" if kill_kernel else "graceful")
+                            shutdown_kernel="immediate" if kill_kernel else "graceful",
+                            **({"km": kernel} if kernel is not None else {}))
     except pm.PapermillExecutionError as err:
         running.replace(failed)
         for good in (target, target.with_suffix(".html")):
@@ -248,32 +252,143 @@ def headline_of(notebook: Path) -> dict | None:
     return nbformat.read(notebook, as_version=4).metadata.get(HEADLINE_KEY)
 
 
+@functools.cache
+def _second_process():
+    """The kernel's one helper process (spawned on first use, kept for the kernel's life)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _call(function: str, *args):
+    """Import ``package.module.function`` and call it (in the helper process)."""
+    import importlib
+
+    module, name = function.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)(*args)
+
+
+def in_background(function: str, *args):
+    """In a report notebook: start ``function(*args)`` in a second Python process; returns its future.
+
+    ``function`` is named by its dotted path (``"crm_helpers.knowledge.forecast.report_outlook"``),
+    so the kernel need not import its module first: on a second core, the helper imports the
+    libraries (pandas and Ibis, the forecast's statsmodels) and computes while the kernel imports
+    its charting libraries and draws the sections before. The cell that needs the result waits on
+    ``.result()``, which re-raises the function's error there. Jobs run one after the other, in
+    the order given; the helper is kept, so a kernel reused for the next period (a backfill) finds
+    its imports done. Arguments and results must pickle.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _second_process().submit(_call, function, *args)
+    except BrokenProcessPool:  # the helper died (killed, out of memory): a new one
+        _second_process.cache_clear()
+        return _second_process().submit(_call, function, *args)
+
+
 def report_notebook() -> Path:
     """The periodic report's notebook: ``notebooks/reports/periodic_report.ipynb``."""
     return config.notebooks_dir() / "reports" / "periodic_report.ipynb"
 
 
 def run_report(label: str, out_dir: Path, parameters: dict, notebook: Path | None = None,
-               folder: str | None = None, progress: bool | dict = True) -> Path:
+               folder: str | None = None, progress: bool | dict = True, kernel=None) -> Path:
     """Run the report notebook for one period into ``<out_dir>/<folder or label>/report.ipynb`` (+ ``.html``).
 
     ``parameters`` are the notebook's (``period`` is set to ``label``). The headline figures are
     lifted into the metadata before the HTML is written. A failure raises :class:`NotebookFailed`
     with :func:`run_notebook`'s guarantees (temporary name, ``report.failed.ipynb``) and leaves
     the previous good report untouched; the index marks the period failed. The report only
-    reads and runs in seconds: its kernel is stopped at once when the last cell has run, and the
-    executed copy is written once, not after every cell.
+    reads and runs in seconds: its kernel is stopped at once when the last cell has run (unless
+    ``kernel``, a :func:`warm_kernel`, is given), and the executed copy is written once, not after
+    every cell.
     """
     return run_notebook(notebook or report_notebook(), Path(out_dir) / (folder or label),
                         {**parameters, "period": label}, name="report.ipynb", progress=progress,
-                        finish=lift_headline, keep_previous=True, kill_kernel=True, save_each_cell=False)
+                        finish=lift_headline, keep_previous=True, kill_kernel=True, save_each_cell=False,
+                        kernel=kernel)
+
+
+#: Run in a reused kernel before each notebook: a clean namespace, no open figure, and execution
+#: counts from 1 again, so the executed copy is the one a new kernel would give.
+RESET_KERNEL = ("import sys as _sys\n"
+                "if 'matplotlib.pyplot' in _sys.modules: _sys.modules['matplotlib.pyplot'].close('all')\n"
+                "get_ipython().reset(new_session=True)")
+#: This process's warm kernels, by working folder.
+_WARM: dict[str, object] = {}
+
+
+def warm_kernel(cwd: Path):
+    """A kernel kept running in this process for notebooks run from ``cwd`` (a backfill's periods).
+
+    Started on first use; reset (:data:`RESET_KERNEL`) each time it is handed out again, so each
+    notebook starts from an empty namespace, and only the imports (pandas, Ibis, matplotlib, the
+    package) carry over: a kernel's start and imports are most of a short report's time. A kernel
+    that died or cannot be reset is replaced; all are stopped when the process exits. Returns its
+    kernel manager.
+    """
+    import atexit
+
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = _WARM.pop(str(cwd), None)
+    if km is not None:
+        for client in km.clients_made:  # nbclient leaves the clients of a kernel it does not own running
+            client.stop_channels()
+        km.clients_made.clear()
+        if run_sync(km.is_alive)() and _reset(km):
+            _WARM[str(cwd)] = km
+            return km
+        with suppress(Exception):
+            run_sync(km.shutdown_kernel)(now=True)
+    if not _WARM:
+        atexit.register(stop_warm_kernels)
+    km = AsyncKernelManager(kernel_name="python3")
+    km.clients_made = []
+    make_client = km.client
+    km.client = lambda **kw: km.clients_made.append(make_client(**kw)) or km.clients_made[-1]
+    run_sync(km.start_kernel)(cwd=str(cwd))
+    _WARM[str(cwd)] = km
+    return km
+
+
+def _reset(km) -> bool:
+    """Run :data:`RESET_KERNEL` in a kernel; whether it succeeded."""
+    client = km.blocking_client()
+    client.start_channels()
+    try:
+        reply = client.execute_interactive(RESET_KERNEL, silent=True, store_history=False, timeout=60)
+        return reply["content"]["status"] == "ok"
+    except Exception:  # a kernel that does not answer is replaced
+        return False
+    finally:
+        client.stop_channels()
+
+
+def stop_warm_kernels() -> None:
+    """Stop this process's warm kernels (at once: they only read)."""
+    from jupyter_core.utils import run_sync
+
+    while _WARM:
+        _, km = _WARM.popitem()
+        for client in km.clients_made:
+            client.stop_channels()
+        with suppress(Exception):
+            run_sync(km.shutdown_kernel)(now=True)
 
 
 def _run_one(job: tuple) -> tuple[str, str | None]:
     """Worker of :func:`run_reports`: one period; returns (label, error line or None)."""
     label, out_dir, parameters, notebook, folder, position = job
+    notebook = Path(notebook or report_notebook())
+    kernel = warm_kernel(notebook.parent)  # before papermill is imported: the kernel starts meanwhile
     try:
-        run_report(label, out_dir, parameters, notebook, folder, progress={"desc": label, "position": position})
+        run_report(label, out_dir, parameters, notebook, folder, progress={"desc": label, "position": position},
+                   kernel=kernel)
     except NotebookFailed as err:
         return label, str(err)
     return label, None
@@ -286,6 +401,8 @@ def run_reports(labels: list[str], out_dir: Path, parameters: dict, notebook: Pa
     Returns each label's error line (None when it succeeded); a failed period does not stop the
     others. ``suffix`` is appended to each period's folder (filtered reports). ``workers``
     defaults to the number of CPU cores; 1 runs in this process, one period after the other.
+    Each worker runs its periods in one :func:`warm_kernel`, started before papermill is imported
+    and stopped at once when the worker ends.
     """
     import multiprocessing
     import os
@@ -295,7 +412,10 @@ def run_reports(labels: list[str], out_dir: Path, parameters: dict, notebook: Pa
     jobs = [(label, Path(out_dir), parameters, notebook, label + suffix, i % workers)
             for i, label in enumerate(labels)]
     if workers == 1:
-        return dict(map(_run_one, jobs))
+        try:
+            return dict(map(_run_one, jobs))
+        finally:
+            stop_warm_kernels()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return dict(pool.map(_run_one, jobs))
 

@@ -141,6 +141,25 @@ def test_filters_keep_the_region_and_the_segment(filtered, small_warehouse):
     assert "region London, segment Champions" in html and "Scotland" not in html
 
 
+def charts(folder: Path) -> list[str]:
+    """The charts of an executed report (PNG, base64)."""
+    cells = nbformat.read(folder / "report.ipynb", as_version=4).cells
+    return [o["data"]["image/png"] for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+def test_a_backfill_in_one_warm_kernel_gives_the_reports_of_fresh_kernels(runs, small_warehouse, tmp_path):
+    """--workers 1 runs both months in one kernel, reset between them: the same figures and charts."""
+    result = crm("report", "--from", MONTHS[0], "--to", MONTHS[1], "--workers", "1",
+                 "--warehouse", str(small_warehouse), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for label in MONTHS:
+        assert figures(tmp_path / label) == figures(runs / label)
+        assert charts(tmp_path / label) == charts(runs / label) and len(charts(runs / label)) >= 4
+        first = next(c for c in nbformat.read(tmp_path / label / "report.ipynb", as_version=4).cells
+                     if c.cell_type == "code")
+        assert first.execution_count == 1
+
+
 # --- the index ----------------------------------------------------------------------------------
 
 def test_the_index_lists_every_period_with_figures_from_the_reports(runs):

@@ -32,6 +32,7 @@ from crm_helpers.information.report_request import (  # noqa: F401 (the request'
     data_range,
     latest_label,
     period_range,
+    reporting_period,
     store_regions,
 )
 
@@ -211,17 +212,6 @@ def load_quality(con, bounds: periods.PeriodBounds) -> pd.DataFrame:
 
 
 # --- one call for the notebook --------------------------------------------------------------
-
-def reporting_period(warehouse, period: str | None, granularity: str, compare_with: str | None = None) -> periods.PeriodBounds:
-    """The report's period (default: the latest with data), checked; ``compare_with`` replaces the previous period."""
-    from dataclasses import replace
-
-    bounds = check_request(warehouse, [period or latest_label(warehouse, granularity)], granularity)[0]
-    if compare_with is not None:
-        other = check_request(warehouse, [compare_with], granularity)[0]
-        bounds = replace(bounds, previous=other.label)
-    return bounds
-
 
 @dataclass
 class PeriodReport:

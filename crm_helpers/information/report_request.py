@@ -11,7 +11,7 @@ accepted) without importing Ibis or pandas; the report's numbers are :mod:`repor
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from crm_helpers import periods
@@ -140,3 +140,12 @@ def period_range(start: str, end: str, granularity: str) -> list[str]:
         labels.append(periods.period_label(day, granularity))
         day = periods.shift_period(day, granularity, 1)
     return labels
+
+
+def reporting_period(warehouse, period: str | None, granularity: str, compare_with: str | None = None) -> periods.PeriodBounds:
+    """The report's period (default: the latest with data), checked; ``compare_with`` replaces the previous period."""
+    bounds = check_request(warehouse, [period or latest_label(warehouse, granularity)], granularity)[0]
+    if compare_with is not None:
+        other = check_request(warehouse, [compare_with], granularity)[0]
+        bounds = replace(bounds, previous=other.label)
+    return bounds

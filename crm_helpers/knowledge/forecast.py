@@ -19,6 +19,10 @@ before it and forecast `horizon` months ahead. With about 36 months of data and 
 two seasons, that leaves 12 one-step-ahead origins: it measures next month's forecast, not a
 year ahead. MAPE (mean absolute percentage error) and interval coverage (share of actuals inside
 the interval) are measured there.
+
+statsmodels (and the scipy.stats it brings) takes one to two seconds to import, so the models
+import it where they fit: the periodic report reads this module for its words and chart and fits
+its one model in a second process (:func:`report_outlook`), and its kernel never pays that import.
 """
 
 from __future__ import annotations
@@ -26,15 +30,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from statistics import NormalDist
 
 import ibis
 import numpy as np
 import pandas as pd
 from dateutil.easter import easter
 from ibis.backends import BaseBackend
-from statsmodels.tsa.holtwinters import ExponentialSmoothing
-from statsmodels.tsa.statespace.sarimax import SARIMAX
-from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -108,12 +110,14 @@ def seasonal_naive(history: pd.Series, horizon: int, level: float = LEVEL) -> pd
     sd = (log - log.shift(SEASON)).dropna().std()
     steps = np.arange(horizon)
     mean = log.iloc[-SEASON:].to_numpy()[steps % SEASON]
-    z = norm.ppf(0.5 + level / 2) * sd * np.sqrt(steps // SEASON + 1)
+    z = NormalDist().inv_cdf(0.5 + level / 2) * sd * np.sqrt(steps // SEASON + 1)
     return _frame(index, np.exp(mean), np.exp(mean - z), np.exp(mean + z))
 
 
 def holt_winters(history: pd.Series, horizon: int, level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
     """Holt-Winters (additive trend and seasonality on the log), interval from simulated futures."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # statsmodels: imported where fitted (see above)
+
     log = np.log(history.astype("float64")).asfreq("MS")
     with warnings.catch_warnings(), threadpool_limits(1):  # tiny matrices: threads only contend
         warnings.simplefilter("ignore")
@@ -128,6 +132,8 @@ def holt_winters(history: pd.Series, horizon: int, level: float = LEVEL, seed: i
 
 def sarimax(history: pd.Series, horizon: int, level: float = LEVEL) -> pd.DataFrame:
     """SARIMAX(0,1,1)(0,1,0)12 on the log with the holiday regressors of :func:`holiday_regressors`."""
+    from statsmodels.tsa.statespace.sarimax import SARIMAX  # statsmodels: imported where fitted (see above)
+
     index = _future(history, horizon)
     log = np.log(history.astype("float64")).asfreq("MS")
     with warnings.catch_warnings(), threadpool_limits(1):  # tiny matrices: threads only contend
@@ -313,6 +319,17 @@ def revenue_outlook(con, period_end, level: float = LEVEL, **kpi_filters) -> tup
     out = holt_winters(before, SEASON, level=level).rename_axis("month").reset_index()
     out["actual"] = out["month"].map(history[history.index >= origin])
     return history, out
+
+
+def report_outlook(warehouse, bounds: periods.PeriodBounds, where) -> tuple[pd.Series, pd.DataFrame | None]:
+    """The periodic report's forecast section: :func:`revenue_outlook` of the report's slice
+    (``where``, :class:`crm_helpers.information.report.Slice`) to the end of its period (``bounds``),
+    read in one short visit to the warehouse. Self-contained, so the report can run it in a second
+    process (:func:`crm_helpers.reports.in_background`)."""
+    from crm_helpers.information import report
+
+    with wh.reading(warehouse) as con:
+        return revenue_outlook(con, bounds.end, **report.slice_filters(con, bounds, where))
 
 
 def outlook_words(outlook: pd.DataFrame | None, money, level: float = LEVEL) -> str:

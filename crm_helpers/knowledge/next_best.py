@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from ibis.backends import BaseBackend
 from scipy import sparse
-from sklearn.preprocessing import normalize
 
 from crm_helpers import config
 from crm_helpers import warehouse as wh
@@ -115,6 +114,8 @@ def popularity_scores(con: BaseBackend | str | Path | None, hist: History,
 def item_similarity(hist: History) -> np.ndarray:
     """Cosine similarity of products' buyer vectors (products x products, diagonal kept: a
     product is most similar to itself, so a habit scores)."""
+    from sklearn.preprocessing import normalize  # 1 s to import: not for readers of the offers table
+
     owned = (hist.counts > 0).astype(float)
     cols = normalize(owned.T.tocsr(), norm="l2", axis=1)
     return (cols @ cols.T).toarray()
