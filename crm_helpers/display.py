@@ -12,6 +12,7 @@ warehouse.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import textwrap
 from datetime import date, datetime
@@ -210,6 +211,9 @@ def table(df: pd.DataFrame, units: dict[str, str] | None = None, index=None, col
         style = style.relabel_index([(names or {}).get(c, header(c)) for c in data.columns], axis="columns")
     if caption:
         style = style.set_caption(caption)
+    # The table's HTML id from its content, not pandas' random one: the same data, the same page.
+    key = f"{caption}\n{units}\n{names}\n{decimals}\n{text}\n{data.to_csv()}"
+    style = style.set_uuid(hashlib.sha1(key.encode()).hexdigest()[:8])
     return style.set_table_styles(_TABLE_CSS, overwrite=False)
 
 

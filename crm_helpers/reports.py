@@ -155,6 +155,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
                              f"(see {failed}; {kept})") from None
     finally:
         warming.join()  # never left running at exit, where it could only print noise
+    settle_parameter_cell_id(running)
     if finish is not None:
         finish(running)
     export_html(running).replace(target.with_suffix(".html"))
@@ -162,6 +163,20 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None,
     for stale in (failed, *(target.with_name(target.stem + ".last-good" + ext) for ext in (".ipynb", ".html"))):
         stale.unlink(missing_ok=True)
     return target
+
+
+def settle_parameter_cell_id(notebook: Path) -> None:
+    """Give papermill's injected-parameters cell an id from its source instead of a random one,
+    so the same period on the same data gives the same executed notebook and page."""
+    import hashlib
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = hashlib.sha1(cell.source.encode()).hexdigest()[:8]
+            nbformat.write(nb, notebook)
 
 
 #: The kernel and language metadata JupyterLab writes for a Python 3.12 kernel. A notebook that

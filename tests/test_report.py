@@ -148,13 +148,15 @@ def charts(folder: Path) -> list[str]:
 
 
 def test_a_backfill_in_one_warm_kernel_gives_the_reports_of_fresh_kernels(runs, small_warehouse, tmp_path):
-    """--workers 1 runs both months in one kernel, reset between them: the same figures and charts."""
+    """--workers 1 runs both months in one kernel, reset between them: the same figures, charts and
+    page, byte for byte (no random id: the same period on the same data gives the same report)."""
     result = crm("report", "--from", MONTHS[0], "--to", MONTHS[1], "--workers", "1",
                  "--warehouse", str(small_warehouse), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     for label in MONTHS:
         assert figures(tmp_path / label) == figures(runs / label)
         assert charts(tmp_path / label) == charts(runs / label) and len(charts(runs / label)) >= 4
+        assert (tmp_path / label / "report.html").read_bytes() == (runs / label / "report.html").read_bytes()
         first = next(c for c in nbformat.read(tmp_path / label / "report.ipynb", as_version=4).cells
                      if c.cell_type == "code")
         assert first.execution_count == 1
