@@ -22,11 +22,9 @@ def setup_notebook(seed: int = 42, dpi: int = 100, warehouse=None, data_dir=None
     from crm_helpers import config, plots
     from crm_helpers import warehouse as wh
 
-    settings = config.load_settings(config.sources_yml(data_dir) if data_dir else None)
     try:
-        with wh.reading(warehouse) as con:  # read and let go: a kernel must not hold the lock
-            if "setting" in con.list_tables():
-                settings = wh.settings(con)
+        settings = wh.recorded_settings(warehouse)  # read and let go: a kernel must not hold the lock
     except wh.WarehouseMissing:
-        pass
+        settings = None
+    settings = settings or config.load_settings(config.sources_yml(data_dir) if data_dir else None)
     return plots.setup_notebook(seed=seed, dpi=dpi, settings=settings)

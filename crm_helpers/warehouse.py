@@ -232,6 +232,17 @@ def settings(con: BaseBackend | str | Path | None = None) -> config.Settings:
                                         where="warehouse table setting")
 
 
+def recorded_settings(path: Path | str | None = None) -> config.Settings | None:
+    """The settings collect recorded in the warehouse at ``path``, read with :func:`peek` (no Ibis):
+    None when it recorded none. Raises :class:`WarehouseMissing` when there is no warehouse."""
+    with peek(path) as con:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'setting'").fetchone()[0]:
+            return None
+        rows = con.execute("SELECT key, value FROM setting").fetchall()
+    return config.Settings.from_mapping({key: json.loads(value) for key, value in rows},
+                                        where="warehouse table setting")
+
+
 def source_roles(con: BaseBackend | str | Path | None = None) -> pd.DataFrame:
     """One row per declared source: ``source``, ``role``, ``priority``, ``country``.
 

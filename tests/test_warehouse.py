@@ -111,3 +111,11 @@ def test_reading_lets_go_after_the_block(tmp_path):
         assert con.list_tables() == []
     assert _write_in_another_process(path, "CREATE TABLE t AS SELECT 1 AS a").returncode == 0
     assert wh.needs_integration(path)
+
+
+def test_recorded_settings_read_without_ibis_are_those_collect_recorded(small_warehouse, tmp_path):
+    assert wh.recorded_settings(small_warehouse) == wh.settings(small_warehouse)
+    wh.connect(tmp_path / "bare.duckdb").disconnect()
+    assert wh.recorded_settings(tmp_path / "bare.duckdb") is None
+    with pytest.raises(wh.WarehouseMissing):
+        wh.recorded_settings(tmp_path / "none.duckdb")
