@@ -459,6 +459,15 @@ def period_section(con, first, last, alpha: float = 0.05) -> pd.DataFrame | None
     return out.reset_index()
 
 
+def report_section(warehouse, bounds) -> pd.DataFrame | None:
+    """The periodic report's campaign section: :func:`period_section` for the report's period
+    (``bounds``, a :class:`crm_helpers.periods.PeriodBounds`), read in one short visit to the
+    warehouse. Self-contained, so the report can run it in a second process
+    (:func:`crm_helpers.reports.in_background`) where statsmodels is already imported."""
+    with wh.reading(warehouse) as con:
+        return period_section(con, bounds.start, bounds.end)
+
+
 def period_words(section: pd.DataFrame | None, label: str) -> str:
     """One paragraph on :func:`period_section` (or why it is empty)."""
     from crm_helpers import display
