@@ -267,3 +267,17 @@ def test_candidates_take_each_offers_own_uplift_and_offer_types_are_checked(scor
     for bad in ({"offer_types": {"bogof": "discount"}}, {"offer_types": {"win_back": ""}}, {"offer_types": "discount"}):
         with pytest.raises(config.ConfigError):
             config.Settings.from_mapping(bad)
+
+
+def test_offer_contrast_names_the_channel_and_offers_that_differ_most_for_lapsed_customers():
+    lift = pd.DataFrame({("email", "retention"): [0.02, 0.01, 0.03], ("email", "win_back"): [0.01, 0.0, 0.02],
+                         ("sms", "retention"): [0.03, -0.01, 0.02], ("sms", "win_back"): [-0.05, -0.02, 0.01]})
+    lift.columns = pd.MultiIndex.from_tuples(lift.columns, names=["channel", "offer"])
+    by_offer = campaigns.uplift_by_offer(lift, {"retention": "discount", "win_back": "reactivation"},
+                                         pd.Series([200, 300, 10]))
+    words = campaigns.offer_contrast_words(by_offer, lift, ["email", "sms"])
+    assert words.startswith("**What differs.** For lapsed customers the offers differ most by SMS: "
+                            "win-back (reactivation) is estimated at -3.5% (sleeping dogs")
+    assert "retention (discount) at 1.0%" in words
+    assert "By SMS, 2 customers have a negative estimated uplift for win-back, 1 for retention" in words
+    assert [campaigns.channel_name(c) for c in ("email", "sms", "call")] == ["e-mail", "SMS", "call"]

@@ -69,6 +69,18 @@ def test_arm_weights_balance_each_campaign():
 
 # --- learners on synthetic data ----------------------------------------------------------------
 
+def as_history(x: pd.DataFrame, campaign: np.ndarray, treated: np.ndarray, bought: np.ndarray, **columns):
+    """Synthetic rows shaped like ``uplift.campaign_history``: the features, ids, ``columns``
+    (channel, offer type), the arm, each campaign's treatment share and the outcome."""
+    return x.assign(customer_id=np.arange(len(x)), campaign_id=campaign.astype(str), **columns, treated=treated,
+                    treatment_share=pd.Series(treated).groupby(campaign).transform("mean"), bought=bought)
+
+
+def fitted(history: pd.DataFrame):
+    """``history`` and the small, seeded model the synthetic tests fit on it."""
+    return history, up.fit(history, seed=0, max_iter=40, min_samples_leaf=100)
+
+
 def synthetic_history(n: int = 12_000, seed: int = 1) -> pd.DataFrame:
     """Two channels; uplift 0.2 for recent buyers (recency < 100 days), 0 for others; base rate
     0.2; 30% control in half the campaigns, 50% in the others."""
@@ -79,15 +91,12 @@ def synthetic_history(n: int = 12_000, seed: int = 1) -> pd.DataFrame:
     treated = rng.random(n) < share
     uplift = np.where(x["recency_days"] < 100, 0.2, 0.0)
     bought = rng.random(n) < 0.2 + treated * uplift
-    return x.assign(customer_id=np.arange(n), campaign_id=campaign.astype(str),
-                    channel=np.where(campaign < 2, "email", "sms"), treated=treated,
-                    treatment_share=pd.Series(treated).groupby(campaign).transform("mean"), bought=bought)
+    return as_history(x, campaign, treated, bought, channel=np.where(campaign < 2, "email", "sms"))
 
 
 @pytest.fixture(scope="module")
 def synthetic_model():
-    history = synthetic_history()
-    return history, up.fit(history, seed=0, max_iter=40, min_samples_leaf=100)
+    return fitted(synthetic_history())
 
 
 def test_learners_recover_who_responds_to_the_contact(synthetic_model):
@@ -284,15 +293,12 @@ def offer_history(n: int = 16_000, seed: int = 2) -> pd.DataFrame:
     treated = rng.random(n) < 0.6
     effect = np.where((kind == "reactivation") & (x["recency_days"] > 120), -0.15, 0.15)
     bought = rng.random(n) < 0.25 + treated * effect
-    return x.assign(customer_id=np.arange(n), campaign_id=campaign.astype(str), channel="sms",
-                    offer_type=kind, treated=treated,
-                    treatment_share=pd.Series(treated).groupby(campaign).transform("mean"), bought=bought)
+    return as_history(x, campaign, treated, bought, channel="sms", offer_type=kind)
 
 
 @pytest.fixture(scope="module")
 def offer_model():
-    history = offer_history()
-    return history, up.fit(history, seed=0, max_iter=40, min_samples_leaf=100)
+    return fitted(offer_history())
 
 
 def test_learners_tell_offer_types_apart_within_a_channel(offer_model):

@@ -364,6 +364,33 @@ def uplift_by_offer(lift: pd.DataFrame, offer_types: dict[str, str], recency_day
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("offer")
 
 
+def channel_name(channel: str) -> str:
+    """A channel as readers see it: ``email`` -> e-mail, ``sms`` -> SMS, others as they are."""
+    return {"email": "e-mail", "sms": "SMS"}.get(channel, channel)
+
+
+def offer_contrast_words(by_offer: pd.DataFrame, lift: pd.DataFrame, channels) -> str:
+    """In words, from :func:`uplift_by_offer` and :func:`estimates`' ``lift``: among ``channels``
+    (those with history), the one whose plan offers differ most for lapsed customers, its weakest
+    and strongest offer's mean uplift there, and how many customers have a negative estimated
+    uplift for each."""
+    from crm_helpers import display
+
+    lapsed = by_offer[[f"{ch}_lapsed" for ch in channels]]
+    column = lapsed.min().idxmin()
+    on, weakest, strongest = column.removesuffix("_lapsed"), lapsed[column].idxmin(), lapsed[column].idxmax()
+    named = {o: f"{o.replace('_', '-')} ({by_offer.loc[o, 'offer_type']})" for o in (weakest, strongest)}
+    negative = {o: display.fmt(int((lift[(on, o)] < 0).sum()), "count") for o in (weakest, strongest)}
+    low, name = lapsed.loc[weakest, column], channel_name(on)
+    return (f"**What differs.** For lapsed customers the offers differ most by {name}: {named[weakest]} is "
+            f"estimated at {display.fmt(low, 'rate')}"
+            + (" (sleeping dogs: the contact loses buyers)" if low < 0 else "")
+            + f", {named[strongest]} at {display.fmt(lapsed.loc[strongest, column], 'rate')}. By {name}, "
+            f"{negative[weakest]} customers have a negative estimated uplift for {weakest.replace('_', '-')}, "
+            f"{negative[strongest]} for {strongest.replace('_', '-')}: each candidate row below carries its "
+            "own channel's and offer's uplift.")
+
+
 # --- summaries the notebook shows -------------------------------------------------------------
 
 def require_knowledge(con: BaseBackend | str | Path | None) -> None:
