@@ -498,7 +498,8 @@ def plot_response_against_uplift(candidates: pd.DataFrame, channel: str, ax=None
     dogs, others = rows.loc[negative, "p_response"].median(), rows.loc[~negative, "p_response"].median()
     who = ("they are mostly customers unlikely to buy anyway" if dogs < others
            else "a response model would rank many of them high")
-    title = (f"{channel}: {int(negative.sum()):,} reachable customers ({negative.mean():.0%}) would buy less if "
+    name = channel_name(channel)
+    title = (f"{name[:1].upper() + name[1:]}: {int(negative.sum()):,} reachable customers ({negative.mean():.0%}) would buy less if "
              f"contacted; {who}")
     return plots.finish(ax, title, x="P(buy | contacted)", y="estimated uplift", xunit="rate", yunit="rate",
                         truncated=False)
